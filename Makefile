@@ -1,0 +1,102 @@
+# LAIO: Lazy Asynchronous I/O on user-level scheduler activations.
+#   make                 build/liblaio.a, build/liblaio.so, headers
+#   make test            every Criterion suite and the protocol model
+#   make bench           the paper's pipe microbenchmark (bench-quick: a short run)
+#   make check-asan      the suites under AddressSanitizer + UBSan
+#   make check-tsan      the suites under ThreadSanitizer
+#   make install PREFIX=/usr/local DESTDIR=
+CC      ?= gcc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+SAN     ?=
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -fPIC -pthread -D_GNU_SOURCE -D_LGPL_SOURCE $(SAN)
+LDLIBS  += -pthread
+VERSION := 0.1.0
+
+SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/move.c \
+            kernel-shim/probe.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
+            kernel-shim/watchdog.c kernel-shim/trap.S
+SA_SRC   := activation/sa.c
+RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
+LAIO_SRC := laio/laio.c laio/upcall_handler.c
+LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)
+LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
+HEADERS  := laio/laio.h activation/sa.h $(wildcard runtime/rt.h)
+
+TEST_SRC := $(wildcard test/test_*.c)
+TEST_BIN := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRC))
+EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
+
+.PHONY: all deps test-deps check test model check-asan check-tsan install clean bench bench-quick \
+        stress examples
+all: deps $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc
+
+deps:
+	@sh scripts/deps.sh build
+test-deps:
+	@sh scripts/deps.sh test
+
+$(BUILD)/obj/%.c.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/%.S.o: %.S kernel-shim/ks-offsets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/liblaio.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/liblaio.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,liblaio.so.0 $(SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/laio.pc: Makefile
+	@mkdir -p $(BUILD)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: laio\nDescription: Lazy Asynchronous I/O on user-level scheduler activations\nVersion: %s\nLibs: -L$${libdir} -llaio\nLibs.private: -pthread\nCflags: -I$${includedir}\n' \
+		'$(PREFIX)' '$(VERSION)' > $@
+
+# Tests link the static library so that every layer's internals are reachable.
+$(BUILD)/test/%: test/%.c test/test-util.h $(BUILD)/liblaio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilaio -Iactivation -Iruntime -o $@ $< $(BUILD)/liblaio.a \
+		$$(pkg-config --cflags --libs criterion) $(LDLIBS)
+$(BUILD)/docs/examples/%: docs/examples/%.c $(BUILD)/liblaio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilaio -Iruntime -o $@ $< $(BUILD)/liblaio.a $(LDLIBS)
+examples: $(EXAMPLES)
+
+check: test
+test: test-deps all $(TEST_BIN) $(EXAMPLES)
+	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
+	@$(MAKE) --no-print-directory model
+
+model:
+	@if [ -x test/model/run.sh ]; then sh test/model/run.sh; else echo "model: test/model/run.sh missing"; exit 1; fi
+
+check-asan:
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		OPT=-O1 test-sanitized
+check-tsan:
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT=-O1 test-sanitized
+test-sanitized: test-deps all $(TEST_BIN)
+	@LAIO_SANITIZED=1 sh test/run-suites.sh $(BUILD) $(TEST_BIN)
+
+stress: all
+	$(MAKE) -C test/stress BUILD=$(abspath $(BUILD))
+
+bench bench-quick: all
+	@sh scripts/deps.sh bench
+	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 laio/laio.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/liblaio.so $(DESTDIR)$(PREFIX)/lib/liblaio.so.0
+	ln -sf liblaio.so.0 $(DESTDIR)$(PREFIX)/lib/liblaio.so
+	install -m 644 $(BUILD)/laio.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 $(wildcard docs/man/*.3) $(DESTDIR)$(PREFIX)/share/man/man3/
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,246 @@
+/*
+ * sa.c - the scheduler-activations interface (see sa.h), on top of the kernel shim.
+ */
+#include <sys/syscall.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "sa.h"
+#include "../kernel-shim/ks.h"
+
+__thread struct sa_mailbox *ks_self_mb __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void process_init(void)
+{
+	const char *e = getenv("LAIO_MAX_ACTIVATIONS");
+	if (e && atol(e) > 0)
+		ks_max_activations = (unsigned long)atol(e);
+	ks_tls_init();
+	ks_membarrier_init();
+	ks_signals_init();
+}
+
+struct sa_mailbox *sa_self(void)
+{
+	return ks_self_mb;
+}
+
+void sa_thr_init(struct sa_thr_mailbox *tm)
+{
+	memset(tm, 0, sizeof(*tm));
+	cds_wfcq_node_init(&tm->tm_next);
+}
+
+int sa_create(struct sa_mailbox *mb)
+{
+	if (!mb || !mb->sa_func || !mb->sa_stack || mb->sa_stacksize < 4096) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (ks_self_mb) {
+		errno = EBUSY;
+		return -1;
+	}
+	pthread_once(&once, process_init);
+	struct ks_vp *vp = calloc(1, sizeof(*vp));
+	struct ks_act *act = vp ? ks_act_self_init() : NULL;
+	if (!act) {
+		free(vp);
+		errno = ENOMEM;
+		return -1;
+	}
+	vp->ks_mbox = mb;
+	vp->ks_runner = act;
+	vp->ks_kstack_top = act->ks_kstack_top;
+	vp->ks_fs = act->ks_fs;
+	act->ks_vp = vp;
+	pthread_sigmask(SIG_SETMASK, NULL, &vp->ks_sigmask);
+	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
+	mb->sa_vp = vp;
+	cds_wfcq_init(&mb->sa_completed_head, &mb->sa_completed_tail);
+	ks_pool_prefill(1);
+	ks_vp_register(vp);
+	ks_self_mb = mb;
+	return sa_set_detector(mb, SA_DETECT_AUTO) == 0 ? 0 : 0;
+}
+
+/* Calls that must run directly: they end or replace the thread or process, or create one that
+ * would start on the trap's stack. */
+static bool passthrough(long nr)
+{
+	switch (nr) {
+	case SYS_exit: case SYS_exit_group: case SYS_execve: case SYS_execveat:
+	case SYS_fork: case SYS_vfork: case SYS_clone: case SYS_clone3:
+	case SYS_rt_sigreturn:
+		return true;
+	}
+	return false;
+}
+
+/* Calls that act on the calling kernel thread: never moved to another activation. */
+static bool thread_bound(long nr)
+{
+	switch (nr) {
+	case SYS_gettid: case SYS_rt_sigprocmask: case SYS_sigaltstack: case SYS_set_tid_address:
+	case SYS_arch_prctl: case SYS_prctl: case SYS_sched_setaffinity: case SYS_sched_getaffinity:
+	case SYS_unshare: case SYS_setns: case SYS_set_robust_list: case SYS_rseq:
+	case SYS_capset: case SYS_rt_sigtimedwait: case SYS_rt_sigsuspend:
+		return true;
+	}
+	return false;
+}
+
+void ks_routes_fill(struct ks_vp *vp)
+{
+	bool upcall = ks_upcall_available(NULL) == 1;
+	for (long nr = 0; nr < 512; nr++) {
+		int r;
+		if (passthrough(nr))
+			r = KS_ROUTE_DIRECT;
+		else switch (vp->ks_detector) {
+		case SA_DETECT_PROBE:
+			r = ks_probe_applies(nr) ? KS_ROUTE_PROBE : KS_ROUTE_DIRECT;
+			break;
+		case SA_DETECT_EAGER:
+			r = thread_bound(nr) ? KS_ROUTE_DIRECT : KS_ROUTE_MOVE;
+			break;
+		case SA_DETECT_AUTO:
+			r = ks_probe_applies(nr) ? KS_ROUTE_PROBE : KS_ROUTE_TRAP;
+			break;
+		default:
+			r = KS_ROUTE_TRAP;
+		}
+		(void)upcall;
+		vp->ks_route[nr] = (unsigned char)r;
+	}
+}
+
+int sa_detector_available(int d, const char **why)
+{
+	pthread_once(&once, process_init);
+	if (why)
+		*why = "";
+	switch (d) {
+	case SA_DETECT_UPCALL:
+		return ks_upcall_available(why);
+	case SA_DETECT_AUTO: case SA_DETECT_PROBE: case SA_DETECT_WATCHDOG: case SA_DETECT_EAGER:
+		return 1;
+	}
+	if (why)
+		*why = "no such detector";
+	return 0;
+}
+
+int sa_set_detector(struct sa_mailbox *mb, int d)
+{
+	struct ks_vp *vp = mb->sa_vp;
+	if (d < 0 || d >= SA_DETECT_COUNT) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!sa_detector_available(d, NULL)) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	ks_upcall_disarm(vp->ks_runner);
+	vp->ks_detector = d;
+	ks_routes_fill(vp);
+	bool upcall = ks_upcall_available(NULL) == 1;
+	if (d == SA_DETECT_UPCALL || (d == SA_DETECT_AUTO && upcall)) {
+		if (ks_upcall_arm(vp, vp->ks_runner) < 0) {
+			errno = EAGAIN;
+			return -1;
+		}
+	} else if (vp->ks_standby) {
+		struct ks_act *sb = vp->ks_standby;
+		vp->ks_standby = NULL; /* the standby returns to the pool at its next notice */
+		syscall(SYS_tgkill, getpid(), sb->ks_tid, KS_SIG_UPCALL);
+	}
+	if (d == SA_DETECT_WATCHDOG || (d == SA_DETECT_AUTO && !upcall))
+		return ks_watchdog_start();
+	return 0;
+}
+
+const char *sa_detector_name(struct sa_mailbox *mb, long nr)
+{
+	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+	struct ks_vp *vp = mb->sa_vp;
+	if (nr < 0 || nr >= 512)
+		return "none";
+	switch (vp->ks_route[nr]) {
+	case KS_ROUTE_DIRECT: return "none";
+	case KS_ROUTE_PROBE: return "probe";
+	case KS_ROUTE_MOVE: return "eager";
+	}
+	if (vp->ks_detector == SA_DETECT_AUTO)
+		return ks_upcall_available(NULL) == 1 ? "upcall" : "watchdog";
+	return names[vp->ks_detector];
+}
+
+long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	struct sa_mailbox *mb = ks_self_mb;
+	long raw;
+
+	if (__builtin_expect(!mb || !mb->sa_curthread || (unsigned long)nr >= 512, 0)) {
+		raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+	} else {
+		struct ks_vp *vp = mb->sa_vp;
+		switch (vp->ks_route[nr]) {
+		case KS_ROUTE_TRAP:
+			raw = ks_trap(nr, a1, a2, a3, a4, a5, a6);
+			break;
+		case KS_ROUTE_PROBE: {
+			long args[6] = { a1, a2, a3, a4, a5, a6 };
+			int p = ks_probe_try(nr, args, &raw);
+			if (p == 0)
+				raw = ks_move_call(vp, nr, args);
+			else if (p < 0)
+				raw = vp->ks_detector == SA_DETECT_AUTO
+					? ks_trap(nr, a1, a2, a3, a4, a5, a6)
+					: ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+			break;
+		}
+		case KS_ROUTE_MOVE: {
+			long args[6] = { a1, a2, a3, a4, a5, a6 };
+			raw = ks_move_call(vp, nr, args);
+			break;
+		}
+		default:
+			raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+		}
+	}
+	if ((unsigned long)raw >= -4095UL) {
+		errno = (int)-raw;
+		return -1;
+	}
+	return raw;
+}
+
+void sa_switch_to(struct sa_mailbox *mb, struct sa_thr_mailbox *tm, const struct sa_context *ctx,
+		  long value)
+{
+	/* upcalls only happen inside sa_syscall() and sa_release(), never between these two
+	   steps, so a plain store is "atomic with loading the context" here */
+	mb->sa_curthread = tm;
+	ks_resume(ctx, value);
+}
+
+long sa_save_and_run(struct sa_context *ctx, void (*fn)(void *), void *arg, void *stack_top)
+{
+	return ks_save_and_run(ctx, fn, arg, (void *)((uintptr_t)stack_top & ~(uintptr_t)15));
+}
+
+void sa_counters(struct sa_counters *c)
+{
+	c->activations = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED);
+	c->spares = __atomic_load_n(&ks_stat.spares, __ATOMIC_RELAXED);
+	c->claims_won = __atomic_load_n(&ks_stat.claims_won, __ATOMIC_RELAXED);
+	c->claims_lost = __atomic_load_n(&ks_stat.claims_lost, __ATOMIC_RELAXED);
+	c->moved = __atomic_load_n(&ks_stat.moved, __ATOMIC_RELAXED);
+	c->sync_fallback = __atomic_load_n(&ks_stat.sync_fallback, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,195 @@
+/*
+ * sa.h - the scheduler-activations interface, modelled on FreeBSD kse(2) / <sys/kse.h>.
+ *
+ *   FreeBSD                      here
+ *   struct kse_mailbox           struct sa_mailbox       one per virtual processor (VP)
+ *   struct kse_thr_mailbox       struct sa_thr_mailbox   one per user-level flow of control
+ *   km_curthread                 sa_curthread            NULL: no upcall for this VP's calls
+ *   km_completed                 sa_completed            finished threads, for the next upcall
+ *   km_func, km_stack            sa_func, sa_stack       upcall entry and its stack
+ *   km_udata, tm_udata           sa_udata, tm_udata      for the user-level scheduler
+ *   tm_context                   tm_context              saved user context
+ *   kse_create(mbx, 0)           sa_create(mb)           make the calling thread a VP
+ *   kse_release(timeout)         sa_release(mb, timeout) park; upcall on completion/timeout
+ *   kse_wakeup(mbx)              sa_wakeup(mb)           make a parked VP upcall now
+ *   (the syscall trap)           sa_syscall(nr, ...)     a system call that may upcall
+ *   kse_thr_interrupt            sa_interrupt(tm)        interrupt a blocked thread
+ *   uts_to_thread()              sa_switch_to(mb, tm, v) load tm's context, tm current
+ *
+ * Differences that Linux forces are listed in docs/design.md ("kse(2) and this layer").
+ *
+ * Upcalls: the shim calls sa_func(mb, upcall) on the VP's upcall stack, wearing the VP's thread
+ * identity (TLS, signal mask). The handler must not return: it ends by loading some context
+ * (sa_switch_to or sa_resume). Events:
+ *   SA_BLOCKED    `sa_blocked` blocked in sa_syscall(); its saved context is in tm_context and
+ *                 it will not come back: its result arrives later on sa_completed.
+ *   SA_UNBLOCKED  after sa_release(): `sa_done` is the list of finished threads (linked by
+ *                 tm_link, oldest first; each completion is in exactly one upcall), possibly
+ *                 empty when `sa_timedout` or a wakeup ended the release.
+ */
+#ifndef SA_H
+#define SA_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+#include <signal.h>
+#include <urcu/wfcqueue.h>
+
+/* A saved user context: what the System V ABI says survives a call. Layout is used by asm. */
+struct sa_context {
+	uint64_t rbx, rbp, r12, r13, r14, r15;
+	uint64_t rsp;  /* stack pointer after the return */
+	uint64_t rip;  /* where to continue */
+	uint32_t mxcsr;
+	uint16_t fpucw;
+	uint16_t pad;
+};
+
+/* Cancellation state of a call handed to another activation (tm_cstate). */
+enum { SA_CALL_NONE, SA_CALL_QUEUED, SA_CALL_RUNNING, SA_CALL_DONE, SA_CALL_CANCELLING,
+       SA_CALL_CANCELLED };
+
+struct sa_thr_mailbox {
+	struct sa_context tm_context;      /* offset 0: saved by the trap, read by asm */
+	/* Words of the handoff protocol (docs/protocol.md), written by the shim only. */
+	uint64_t tm_sys;                   /* 72: even = user code, odd = in call number tm_sys */
+	uint64_t tm_claim;                 /* 80: the call a claimer is taking the VP from */
+	uint64_t tm_verdict;               /* 88: claim<<1 | won */
+	uint64_t tm_swapfs;                /* 96: TLS base the blocked activation wears next */
+	/* The result of a blocked call, valid once it is on sa_completed. */
+	long tm_retval;                    /* the call's return value, -1 on error */
+	int tm_errno;                      /* 0 or the call's errno */
+	int tm_cstate;                     /* SA_CALL_*: for sa_interrupt() */
+	/* A call that was moved to another activation before it blocked. */
+	long tm_nr;
+	long tm_args[6];
+	void *tm_act;                      /* the activation executing the call (shim private) */
+	struct cds_wfcq_node tm_next;      /* link on sa_completed */
+	struct sa_thr_mailbox *tm_link;    /* link in an upcall's sa_done list */
+	void *tm_udata;                    /* for the user-level scheduler */
+};
+
+struct sa_mailbox;
+
+struct sa_upcall {
+	int sa_event;                      /* SA_BLOCKED or SA_UNBLOCKED */
+	int sa_timedout;                   /* SA_UNBLOCKED: the release timed out */
+	struct sa_thr_mailbox *sa_blocked; /* SA_BLOCKED */
+	struct sa_thr_mailbox *sa_done;    /* SA_UNBLOCKED: finished threads, oldest first */
+};
+enum { SA_BLOCKED = 1, SA_UNBLOCKED = 2 };
+
+typedef void sa_upcall_fn(struct sa_mailbox *mb, struct sa_upcall *upcall);
+
+/* sa_flags */
+#define SA_NOUPCALL 0x1 /* KMF_NOUPCALL: calls that block now complete synchronously */
+
+struct ks_vp;
+
+struct sa_mailbox {
+	struct sa_thr_mailbox *sa_curthread; /* offset 0: the flow whose calls upcall */
+	struct ks_vp *sa_vp;                 /* offset 8: the shim's side of this VP (private) */
+	sa_upcall_fn *sa_func;
+	void *sa_stack;                      /* upcall stack and its size */
+	size_t sa_stacksize;
+	void *sa_udata;
+	unsigned sa_flags;
+	int sa_notify_fd;                    /* -1, or an eventfd the shim writes on completion */
+	unsigned long sa_nsync;              /* calls that blocked but ran synchronously: no spare
+						activation could be had, or SA_NOUPCALL was set */
+	struct cds_wfcq_head sa_completed_head; /* km_completed: a wait-free queue */
+	struct cds_wfcq_tail sa_completed_tail;
+};
+
+/*
+ * Make the calling thread a virtual processor bound to `mb` (kse_create(mb, 0)): no upcall
+ * happens now. Fill sa_func, sa_stack, sa_stacksize (and optionally sa_udata, sa_notify_fd)
+ * first. 0, or -1 with errno (EINVAL: no upcall function or stack; EBUSY: the thread already
+ * is a VP; ENOMEM/EAGAIN: resources).
+ */
+int sa_create(struct sa_mailbox *mb);
+
+/* The mailbox of the VP the calling thread is, or NULL. */
+struct sa_mailbox *sa_self(void);
+
+/*
+ * Perform a system call. If sa_curthread is NULL, or the call does not block, this is
+ * syscall(2): same result and errno. If it blocks, the VP upcalls SA_BLOCKED on another
+ * activation and this call never returns in its own flow; the upcall handler decides what runs.
+ */
+long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/*
+ * Park the VP until a blocked thread completes, sa_wakeup() or the timeout (NULL: none), then
+ * upcall SA_UNBLOCKED. Does not return on success; -1 with EINVAL for a bad timespec.
+ */
+int sa_release(struct sa_mailbox *mb, const struct timespec *timeout);
+
+/* Make a VP that is parked in sa_release() upcall at once; if it is not parked, its next
+ * sa_release() returns at once. Any thread may call it. */
+void sa_wakeup(struct sa_mailbox *mb);
+
+/* Take every finished thread from sa_completed without an upcall (for a scheduler that is
+ * busy and checks between threads). List linked by tm_link, oldest first. VP's runner only. */
+struct sa_thr_mailbox *sa_take_completed(struct sa_mailbox *mb);
+
+/* Is anything waiting on sa_completed? Any thread; a hint. */
+int sa_has_completed(struct sa_mailbox *mb);
+
+/* Load `ctx` with `value` as the return value of the call that saved it, after making `tm`
+ * the VP's current thread (uts_to_thread). Never returns. */
+__attribute__((noreturn))
+void sa_switch_to(struct sa_mailbox *mb, struct sa_thr_mailbox *tm, const struct sa_context *ctx,
+		  long value);
+
+/* Save the caller's context in `ctx` and run fn(arg) on `stack_top`; returns the value that a
+ * later sa_switch_to(..., ctx, value) passes. fn must not return. */
+long sa_save_and_run(struct sa_context *ctx, void (*fn)(void *), void *arg, void *stack_top);
+
+/*
+ * Interrupt thread `tm`, which blocked in a call that is still running in the background: a
+ * call not started yet completes with ECANCELED without running, a running one is interrupted
+ * by a signal (its completion reports EINTR unless the call is one the kernel restarts).
+ * 0, or -1 with ENOENT if it already finished.
+ */
+int sa_interrupt(struct sa_thr_mailbox *tm);
+
+/* Prepare a fresh thread mailbox (zeroed, not on any list). */
+void sa_thr_init(struct sa_thr_mailbox *tm);
+
+/* Block detectors (docs/design.md, "Detecting that a call blocked"). */
+enum sa_detector {
+	SA_DETECT_AUTO = 0, /* probe where a call has a non-blocking form, else upcall, else watchdog */
+	SA_DETECT_UPCALL,   /* perf context-switch event, signal to the VP's standby activation */
+	SA_DETECT_PROBE,    /* try the non-blocking form, move the call if it would block */
+	SA_DETECT_WATCHDOG, /* a monitor sees the same call in progress at two looks */
+	SA_DETECT_EAGER,    /* always move the call: every call upcalls SA_BLOCKED */
+	SA_DETECT_COUNT
+};
+
+/* Choose the VP's detector. 0, or -1 with ENOTSUP if it cannot work here (the upcall detector
+ * without perf permission), EINVAL for an unknown one. */
+int sa_set_detector(struct sa_mailbox *mb, int detector);
+
+/* Can `detector` work in this process? 1 or 0; `why` (may be NULL) gets a reason when not. */
+int sa_detector_available(int detector, const char **why);
+
+/* The detector the VP really uses for system call `nr`: "probe", "upcall", ... */
+const char *sa_detector_name(struct sa_mailbox *mb, long nr);
+
+/* Counters of the shim, for statistics and tests (process-wide). */
+struct sa_counters {
+	unsigned long activations;   /* kernel threads created */
+	unsigned long spares;        /* parked in the pool now */
+	unsigned long claims_won;    /* VPs taken from a blocked runner */
+	unsigned long claims_lost;   /* the runner came back first */
+	unsigned long moved;         /* calls moved to another activation */
+	unsigned long sync_fallback; /* calls run synchronously: no spare could be had */
+};
+void sa_counters(struct sa_counters *c);
+
+/* Test hook: make the next `n` attempts to create an activation fail (fault injection). */
+void sa_inject_create_failures(int n);
+
+#endif

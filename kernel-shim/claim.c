@@ -1,0 +1,167 @@
+/*
+ * claim.c - taking a virtual processor from a runner that blocked (C0-C5 of docs/protocol.md),
+ * and what the blocked runner does once it comes back (T6-T9).
+ *
+ * The runner's side is in trap.S and uses no locked instruction: it stores tm_sys and loads
+ * tm_claim. The claimer is the rare side and pays for the ordering with
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): after it, every running thread of the process has
+ * executed a full barrier, so either the runner's T3 store is visible to our C3 load, or the
+ * runner's T4 load sees our C1 store (the asymmetric Dekker pattern of liburcu's "memb" flavour).
+ */
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <unistd.h>
+#include <errno.h>
+#include "ks.h"
+
+static int membarrier_ok;
+
+void ks_membarrier_init(void)
+{
+	membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* C2. Without membarrier (old kernels) a signal-free fallback is not possible; the claim is
+ * then refused and the call simply completes synchronously. */
+static bool full_barrier_everywhere(void)
+{
+	if (!membarrier_ok)
+		return false;
+	return ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) == 0;
+}
+
+bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
+{
+	struct sa_mailbox *mb = vp->ks_mbox;
+	uint32_t zero = 0;
+
+	if (__atomic_load_n(&mb->sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL) {
+		/* the scheduler asked for synchronous completion (its limit); count each call once */
+		if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
+			__atomic_fetch_add(&mb->sa_nsync, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return false;                                                     /* C0 */
+	/* cheap look first: no membarrier for a call that is already over */
+	if (__atomic_load_n(&mb->sa_curthread, __ATOMIC_ACQUIRE) != m ||
+	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s) {
+		__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
+		return false;
+	}
+	__atomic_store_n(&m->tm_claim, s, __ATOMIC_RELAXED);                   /* C1 */
+	if (!full_barrier_everywhere() ||                                        /* C2 */
+	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s) {                /* C3 */
+		__atomic_store_n(&m->tm_verdict, s << 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
+		KS_COUNT(claims_lost);
+		return false;
+	}
+	/* C4: the VP is ours. Wear the user's TLS before the blocked runner may take ours. */
+	struct ks_act *blocked = vp->ks_runner;
+	m->tm_swapfs = self->ks_fs;
+	m->tm_act = blocked;
+	__atomic_store_n(&m->tm_cstate, SA_CALL_RUNNING, __ATOMIC_RELAXED);
+	blocked->ks_role = KS_BLOCKED;
+	blocked->ks_vp = vp;
+	vp->ks_runner = self;
+	vp->ks_kstack_top = self->ks_kstack_top;
+	self->ks_role = KS_RUNNER;
+	self->ks_vp = vp;
+	self->ks_fs = vp->ks_fs;
+	ks_wrfs(vp->ks_fs);
+	__atomic_store_n(&m->tm_verdict, (s << 1) | 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
+	KS_COUNT(claims_won);
+	/* C5: the rest of the thread's identity, then the upcall */
+	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
+	ks_adopt_exit_tid(vp->ks_fs);
+	ks_upcall_disarm(blocked);
+	if (vp->ks_detector == SA_DETECT_UPCALL || vp->ks_detector == SA_DETECT_AUTO)
+		ks_upcall_arm(vp, self);
+	ks_upcall_blocked(vp, m);
+}
+
+/* T6-T9, entered from trap.S wearing the TLS the claimer left (so C code is safe here). */
+void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
+{
+	struct ks_act *self = m->tm_act;
+	sigset_t spare_mask;
+	self->ks_fs = m->tm_swapfs;
+	ks_adopt_exit_tid(self->ks_fs);
+	sigfillset(&spare_mask); /* it wore the user's mask; spares take only the cancel signal */
+	sigdelset(&spare_mask, KS_SIG_CANCEL);
+	pthread_sigmask(SIG_SETMASK, &spare_mask, NULL);
+	ks_complete(vp, m, raw);
+	ks_act_become_spare(self);
+}
+
+/* The cancel signal: if it caught an activation between "about to enter the kernel" and the
+ * syscall instruction, the call must not start; make it return -EINTR instead. Touches no TLS. */
+extern char ks_trap_window_start[], ks_trap_window_end[], ks_trap_eintr[];
+
+static void cancel_handler(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	(void)sig;
+	(void)si;
+	if (ip >= (uintptr_t)ks_cancel_window_start && ip < (uintptr_t)ks_cancel_window_end)
+		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)ks_cancel_out;
+	else if (ip >= (uintptr_t)ks_trap_window_start && ip < (uintptr_t)ks_trap_window_end)
+		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)ks_trap_eintr;
+}
+
+static void upcall_stray(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+}
+
+void ks_signals_init(void)
+{
+	struct sigaction sa = { 0 };
+	sa.sa_sigaction = cancel_handler;
+	sa.sa_flags = SA_SIGINFO; /* no SA_RESTART: an interrupted call reports EINTR */
+	sigfillset(&sa.sa_mask);
+	sigaction(KS_SIG_CANCEL, &sa, NULL);
+	/* the upcall detector's notices are taken with sigwaitinfo(); one that strays to a thread
+	   that does not block it must not kill the process */
+	sa.sa_sigaction = upcall_stray;
+	sigaction(KS_SIG_UPCALL, &sa, NULL);
+}
+
+/* sa_interrupt(): see sa.h. */
+int sa_interrupt(struct sa_thr_mailbox *m)
+{
+	for (;;) {
+		int st = __atomic_load_n(&m->tm_cstate, __ATOMIC_ACQUIRE);
+		switch (st) {
+		case SA_CALL_QUEUED:
+			if (__atomic_compare_exchange_n(&m->tm_cstate, &st, SA_CALL_CANCELLED, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return 0;
+			break;
+		case SA_CALL_RUNNING:
+			if (__atomic_compare_exchange_n(&m->tm_cstate, &st, SA_CALL_CANCELLING, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				struct ks_act *act = m->tm_act;
+				/* the activation cannot finish and move on before CANCELLED */
+				syscall(SYS_tgkill, getpid(), act->ks_tid, KS_SIG_CANCEL);
+				__atomic_store_n(&m->tm_cstate, SA_CALL_CANCELLED, __ATOMIC_RELEASE);
+				return 0;
+			}
+			break;
+		case SA_CALL_CANCELLING:
+		case SA_CALL_CANCELLED:
+			return 0;
+		default:
+			errno = ENOENT;
+			return -1;
+		}
+	}
+}

@@ -1,0 +1,35 @@
+/* futex.c - the kernel wait primitive, wrapped in one place. */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <errno.h>
+#include <time.h>
+#include "ks.h"
+
+/* Sleep while *word == val, until the absolute CLOCK_MONOTONIC time (NULL: forever).
+ * 0 when woken (or the value changed), -ETIMEDOUT, -EINTR. Leaves errno alone. */
+int ks_futex_wait(uint32_t *word, uint32_t val, const struct timespec *abs_monotonic)
+{
+	long r = ks_raw_syscall6(SYS_futex, (long)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+				 val, (long)abs_monotonic, 0, FUTEX_BITSET_MATCH_ANY);
+	if (r == -EAGAIN)
+		return 0;
+	return (int)r;
+}
+
+void ks_futex_wake(uint32_t *word, int n)
+{
+	ks_raw_syscall6(SYS_futex, (long)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, 0, 0, 0);
+}
+
+uint64_t ks_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ks_spin_pause(void)
+{
+	__builtin_ia32_pause();
+}

@@ -1,0 +1,399 @@
+/*
+ * laio.c - the LAIO API (laio.h) on the scheduler-activations interface (activation/sa.h).
+ *
+ * Per thread, as the paper's library was per process: the first LAIO call of a thread makes it
+ * a virtual processor (sa_create, the paper's kse_create(&mb, 0) in laio_init()).
+ */
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "laio-internal.h"
+
+#define LAIO_DEFAULT_MAX_INFLIGHT 4096
+
+static __thread struct laio_state *self;
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct laio_state *dead;   /* states of exited threads, kept while calls are in flight */
+
+void laio_trace(struct laio_state *ls, const char *fmt, ...)
+{
+	if (!ls->trace)
+		return;
+	va_list ap;
+	int saved = errno;
+	va_start(ap, fmt);
+	flockfile(stderr);
+	fprintf(stderr, "laio[%d]: ", (int)syscall(SYS_gettid));
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+	va_end(ap);
+	errno = saved;
+}
+
+/* ---- the pool of free handles ---- */
+
+static bool grow(struct laio_state *ls)
+{
+	struct laio_chunk *c = malloc(sizeof(*c));
+	if (!c)
+		return false;
+	c->next = ls->chunks;
+	ls->chunks = c;
+	for (int i = 0; i < LAIO_CHUNK; i++) {
+		sa_thr_init(&c->h[i].tm);
+		laio_handle_free(ls, &c->h[i]);
+	}
+	return true;
+}
+
+/* A handle from the pool. The pool always keeps one in reserve, so that the blocking upcall,
+ * which must give the flow a fresh handle, never finds it empty. */
+struct laio_handle *laio_handle_alloc(struct laio_state *ls)
+{
+	struct laio_handle *h = ls->free_head;
+	ls->free_head = h->next;
+	if (!ls->free_head) {
+		ls->free_tail = NULL;
+		if (!grow(ls))
+			abort(); /* out of memory for a 200-byte handle: nothing sane is left to do */
+	}
+	uint64_t sys = h->tm.tm_sys;
+	sa_thr_init(&h->tm);
+	h->tm.tm_sys = sys; /* call numbers keep rising: a stale claim never matches */
+	h->state = H_CURRENT;
+	h->next = NULL;
+	return h;
+}
+
+/* Back on the tail of the free list (the paper's order: the longest-free is reused first). */
+void laio_handle_free(struct laio_state *ls, struct laio_handle *h)
+{
+	h->state = H_FREE;
+	h->next = NULL;
+	if (ls->free_tail)
+		ls->free_tail->next = h;
+	else
+		ls->free_head = h;
+	ls->free_tail = h;
+}
+
+bool laio_handle_valid(struct laio_state *ls, void *p)
+{
+	for (struct laio_chunk *c = ls->chunks; c; c = c->next) {
+		char *lo = (char *)c->h, *hi = (char *)(c->h + LAIO_CHUNK);
+		if ((char *)p >= lo && (char *)p < hi)
+			return ((char *)p - lo) % sizeof(struct laio_handle) == 0;
+	}
+	return false;
+}
+
+void laio_update_limit(struct laio_state *ls)
+{
+	if (ls->st.in_flight >= (unsigned long)ls->max_inflight)
+		ls->mb.sa_flags |= SA_NOUPCALL;
+	else
+		ls->mb.sa_flags &= ~SA_NOUPCALL;
+}
+
+/* ---- per-thread state ---- */
+
+static void on_thread_exit(void *arg)
+{
+	struct laio_state *ls = arg;
+	/* blocked activations still finish onto this VP's mailbox: keep it, reuse it later */
+	pthread_mutex_lock(&dead_lock);
+	ls->dead_next = dead;
+	dead = ls;
+	pthread_mutex_unlock(&dead_lock);
+}
+
+static void make_key(void)
+{
+	pthread_key_create(&exit_key, on_thread_exit);
+}
+
+static int env_detector(void)
+{
+	const char *e = getenv("LAIO_DETECTOR");
+	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+	if (!e || !*e)
+		return LAIO_DETECT_AUTO;
+	for (int i = 0; i < 5; i++)
+		if (strcmp(e, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static struct laio_state *state_new(void)
+{
+	struct laio_state *ls = calloc(1, sizeof(*ls));
+	if (!ls)
+		return NULL;
+	ls->upcall_stack = malloc(LAIO_UPCALL_STACK);
+	if (!ls->upcall_stack || !grow(ls)) {
+		free(ls->upcall_stack);
+		free(ls);
+		return NULL;
+	}
+	ls->efd = -1;
+	ls->mb.sa_func = laio_upcall;
+	ls->mb.sa_stack = ls->upcall_stack;
+	ls->mb.sa_stacksize = LAIO_UPCALL_STACK;
+	ls->mb.sa_notify_fd = -1;
+	ls->mb.sa_udata = ls;
+	if (sa_create(&ls->mb) < 0) {
+		free(ls->upcall_stack);
+		free(ls);
+		return NULL;
+	}
+	ls->current_handle = laio_handle_alloc(ls);
+	ls->max_inflight = LAIO_DEFAULT_MAX_INFLIGHT;
+	const char *e = getenv("LAIO_MAX_INFLIGHT");
+	if (e && atoi(e) > 0)
+		ls->max_inflight = atoi(e);
+	e = getenv("LAIO_TRACE");
+	ls->trace = e && *e && strcmp(e, "0") != 0;
+	int d = env_detector();
+	if (d > 0 && sa_set_detector(&ls->mb, d) < 0) {
+		fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here; using auto\n",
+			getenv("LAIO_DETECTOR"));
+		sa_set_detector(&ls->mb, SA_DETECT_AUTO);
+	}
+	return ls;
+}
+
+struct laio_state *laio_state_get(void)
+{
+	if (__builtin_expect(self != NULL, 1))
+		return self;
+	pthread_once(&key_once, make_key);
+	self = state_new();
+	if (self) {
+		pthread_setspecific(exit_key, self);
+		laio_trace(self, "thread is now a virtual processor (detector for read: %s)",
+			   sa_detector_name(&self->mb, SYS_read));
+	}
+	return self;
+}
+
+/* ---- the API ---- */
+
+long laio_syscall(long number, ...)
+{
+	va_list ap;
+	long a[6];
+	va_start(ap, number);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+
+	struct laio_state *ls = laio_state_get();
+	if (__builtin_expect(!ls, 0))
+		return syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+	ls->st.calls++;
+	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
+	ls->current_handle->tm.tm_nr = number;
+	ls->mb.sa_curthread = &ls->current_handle->tm;  /* upcalls on */
+	long r = sa_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+	ls->mb.sa_curthread = NULL;                     /* upcalls off */
+	return r;
+}
+
+void *laio_gethandle(void)
+{
+	return self ? self->background_handle : NULL;
+}
+
+static int valid_timespec(const struct timespec *ts)
+{
+	return ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
+}
+
+/* Move finished calls into the caller's array; true if the caller's array is full or more. */
+static int report(struct laio_state *ls, struct laio_completion *c, int n)
+{
+	int got = 0;
+	/* completions that arrived since the last upcall join the completed list as an
+	   unblocking upcall would have put them there */
+	laio_completed_append(ls, sa_take_completed(&ls->mb));
+	while (got < n && ls->completed_head) {
+		struct laio_handle *h = ls->completed_head;
+		ls->completed_head = h->next;
+		if (!ls->completed_head)
+			ls->completed_tail = NULL;
+		c[got].laio_handle = h;
+		c[got].laio_return_value = h->tm.tm_retval;
+		c[got].laio_errno = h->tm.tm_errno;
+		got++;
+		ls->st.in_flight--;
+		ls->st.completed++;
+		laio_trace(ls, "laio_poll reports handle %p: %ld (errno %d); handle is free again",
+			   (void *)h, h->tm.tm_retval, h->tm.tm_errno);
+		laio_handle_free(ls, h);
+	}
+	laio_update_limit(ls);
+	if (ls->efd >= 0) {
+		uint64_t v;
+		if (read(ls->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+			abort();
+		if (ls->completed_head || sa_has_completed(&ls->mb)) {
+			v = 1;
+			if (write(ls->efd, &v, sizeof v) < 0)
+				abort();
+		}
+	}
+	return got;
+}
+
+static void release_vp(void *arg)
+{
+	struct laio_state *ls = arg;
+	sa_release(&ls->mb, ls->poll_timeout);
+	abort(); /* sa_release() only returns for a bad timespec, checked already */
+}
+
+int laio_poll(struct laio_completion completions[], int ncompletions,
+	      const struct timespec *timeout)
+{
+	if (ncompletions < 0 || (ncompletions > 0 && !completions) ||
+	    (timeout && !valid_timespec(timeout))) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct laio_state *ls = laio_state_get();
+	if (!ls) {
+		errno = ENOMEM;
+		return -1;
+	}
+	int saved_errno = errno;
+	uint64_t deadline = 0;
+	struct timespec now, left;
+	if (timeout) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		deadline = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec +
+			   (uint64_t)timeout->tv_sec * 1000000000u + (uint64_t)timeout->tv_nsec;
+	}
+	for (;;) {
+		int got = report(ls, completions, ncompletions);
+		if (got > 0 || ncompletions == 0)
+			return got;
+		if (ls->st.in_flight == 0 && !timeout)
+			return 0; /* nothing can ever complete: do not wait forever */
+		const struct timespec *t = NULL;
+		if (timeout) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			uint64_t n = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+			if (n >= deadline)
+				return 0;
+			left.tv_sec = (time_t)((deadline - n) / 1000000000u);
+			left.tv_nsec = (long)((deadline - n) % 1000000000u);
+			t = &left;
+		}
+		/* the paper: save the context, kse_release(); an upcall comes back here */
+		ls->poll_timeout = t;
+		ls->poll_timedout = false;
+		sa_save_and_run(&ls->poll_ctx, release_vp, ls, ls->upcall_stack + LAIO_UPCALL_STACK);
+		errno = saved_errno;
+		if (ls->poll_timedout && !ls->completed_head && !sa_has_completed(&ls->mb))
+			return 0;
+	}
+}
+
+int laio_fd(void)
+{
+	struct laio_state *ls = laio_state_get();
+	if (!ls) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (ls->efd < 0) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		ls->efd = fd;
+		__atomic_store_n(&ls->mb.sa_notify_fd, fd, __ATOMIC_RELEASE);
+		if (ls->completed_head || sa_has_completed(&ls->mb)) {
+			uint64_t v = 1;
+			if (write(fd, &v, sizeof v) < 0)
+				return -1;
+		}
+	}
+	return ls->efd;
+}
+
+int laio_cancel(void *handle)
+{
+	struct laio_state *ls = self;
+	if (!ls || !handle || !laio_handle_valid(ls, handle)) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct laio_handle *h = handle;
+	if (h->state != H_BACKGROUND) {
+		errno = h->state == H_CURRENT ? EINVAL : ENOENT;
+		return -1;
+	}
+	if (sa_interrupt(&h->tm) < 0)
+		return -1; /* ENOENT: it finished first */
+	ls->st.cancelled++;
+	laio_trace(ls, "laio_cancel: handle %p interrupted", handle);
+	return 0;
+}
+
+void laio_stats(struct laio_stats *st)
+{
+	struct laio_state *ls = self;
+	if (!ls) {
+		memset(st, 0, sizeof(*st));
+		return;
+	}
+	*st = ls->st;
+	st->sync_at_limit = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
+}
+
+int laio_init(const struct laio_config *cfg)
+{
+	struct laio_state *ls = laio_state_get();
+	if (!ls) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (!cfg)
+		return 0;
+	if ((int)cfg->detector < 0 || cfg->detector > LAIO_DETECT_EAGER || cfg->max_inflight < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (ls->st.in_flight > 0) {
+		errno = EBUSY;
+		return -1;
+	}
+	const char *why;
+	if (!sa_detector_available((int)cfg->detector, &why)) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	if (sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
+		return -1;
+	if (cfg->max_inflight > 0)
+		ls->max_inflight = cfg->max_inflight;
+	if (cfg->trace)
+		ls->trace = 1;
+	laio_update_limit(ls);
+	return 0;
+}
+
+const char *laio_detector_name(long number)
+{
+	struct laio_state *ls = laio_state_get();
+	return ls ? sa_detector_name(&ls->mb, number) : "none";
+}
