@@ -155,7 +155,16 @@ long sa_save_and_run(struct sa_context *ctx, void (*fn)(void *), void *arg, void
  */
 int sa_interrupt(struct sa_thr_mailbox *tm);
 
-/* Prepare a fresh thread mailbox (zeroed, not on any list). */
+/* The result of a finished thread in the kernel's convention (-errno on error): the value to
+ * resume its saved context with, so that its sa_syscall() returns the result and sets errno:
+ *   sa_switch_to(mb, tm, &tm->tm_context, sa_raw_result(tm)); */
+static inline long sa_raw_result(const struct sa_thr_mailbox *tm)
+{
+	return tm->tm_retval == -1 && tm->tm_errno ? -(long)tm->tm_errno : tm->tm_retval;
+}
+
+/* Prepare a fresh thread mailbox (zeroed, not on any list). A thread mailbox must stay valid
+ * (type-stable memory) while its VP exists: detectors may read its tm_sys at any time. */
 void sa_thr_init(struct sa_thr_mailbox *tm);
 
 /* Block detectors (docs/design.md, "Detecting that a call blocked"). */
