@@ -43,7 +43,7 @@ static int tid_candidates(long *out, int max)
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 	const pid_t *p = (const pid_t *)pthread_self();
 	int n = 0;
-	for (long i = 0; i < 1024 && n < max; i++)
+	for (long i = 0; i < 256 && n < max; i++) /* the tid sits in the first 1 KiB */
 		if (p[i] == tid)
 			out[n++] = i * (long)sizeof(pid_t);
 	return n;

@@ -126,12 +126,11 @@ void ks_standby_loop(struct ks_act *act, struct ks_vp *vp)
 {
 	sigset_t set;
 	siginfo_t si;
-	struct timespec zero = { 0, 0 };
 	sigemptyset(&set);
 	sigaddset(&set, KS_SIG_UPCALL);
 	act->ks_role = KS_STANDBY;
-	while (sigtimedwait(&set, &si, &zero) > 0)
-		; /* notices meant for an earlier role */
+	/* Notices queued for an earlier role are not drained blindly: the runner may already have
+	   blocked, and its notice may be among them. Every notice is judged by the VP's state. */
 	for (;;) {
 		if (sigwaitinfo(&set, &si) < 0)
 			continue;
