@@ -1,0 +1,289 @@
+/* mb_common.c - see mb_common.h. */
+#define _GNU_SOURCE
+#include "mb_common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+void mb_die(const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", strerror(e));
+	exit(1);
+}
+
+void mb_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+void mb_pin_self(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	if (cpu >= 0) {
+		CPU_SET(cpu, &set);
+	} else {
+		long n = sysconf(_SC_NPROCESSORS_CONF);
+		if (n < 1)
+			n = 1;
+		for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+			CPU_SET(i, &set);
+	}
+	if (sched_setaffinity(0, sizeof set, &set) == -1)
+		mb_die("sched_setaffinity(cpu %d)", cpu);
+}
+
+int mb_parse_cpu(const char *s)
+{
+	if (!strcmp(s, "none") || !strcmp(s, "-1"))
+		return -1;
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < 0 || v >= CPU_SETSIZE)
+		mb_fail("bad CPU '%s' (a CPU number or 'none')", s);
+	return (int)v;
+}
+
+const char *mb_cpu_str(int cpu, char *buf, size_t len)
+{
+	if (cpu < 0)
+		snprintf(buf, len, "unpinned");
+	else
+		snprintf(buf, len, "CPU %d", cpu);
+	return buf;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+void mb_sort(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+}
+
+double mb_pct_sorted(const double *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0.0;
+	double pos = p / 100.0 * (double)(n - 1);
+	size_t i = (size_t)pos;
+	if (i + 1 >= n)
+		return v[n - 1];
+	double f = pos - (double)i;
+	return v[i] * (1.0 - f) + v[i + 1] * f;
+}
+
+static void read_first_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(buf, len, "unreadable (%s)", strerror(errno));
+		return;
+	}
+	if (!fgets(buf, (int)len, f))
+		snprintf(buf, len, "empty");
+	buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
+}
+
+void mb_sysinfo_get(struct mb_sysinfo *si)
+{
+	memset(si, 0, sizeof *si);
+	snprintf(si->cpu_model, sizeof si->cpu_model, "unknown");
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	if (f) {
+		char line[512];
+		while (fgets(line, sizeof line, f)) {
+			if (!strncmp(line, "model name", 10)) {
+				char *p = strchr(line, ':');
+				if (p) {
+					p++;
+					while (*p == ' ' || *p == '\t')
+						p++;
+					p[strcspn(p, "\n")] = '\0';
+					snprintf(si->cpu_model, sizeof si->cpu_model, "%s", p);
+				}
+				break;
+			}
+		}
+		fclose(f);
+	}
+	si->ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	si->root = geteuid() == 0;
+	read_first_line("/proc/sys/kernel/perf_event_paranoid", si->paranoid, sizeof si->paranoid);
+	struct utsname u;
+	if (uname(&u) == -1)
+		mb_die("uname");
+	snprintf(si->kernel, sizeof si->kernel, "%s (%s)", u.release, u.version);
+	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	if (slack == -1)
+		snprintf(si->timer_slack, sizeof si->timer_slack, "unknown");
+	else
+		snprintf(si->timer_slack, sizeof si->timer_slack, "%d ns", slack);
+}
+
+void mb_sysinfo_print(FILE *f, const struct mb_sysinfo *si)
+{
+	fprintf(f, "# CPU model:            %s\n", si->cpu_model);
+	fprintf(f, "# online CPUs:          %d\n", si->ncpu);
+	fprintf(f, "# root:                 %s\n", si->root ? "yes" : "no");
+	fprintf(f, "# perf_event_paranoid:  %s\n", si->paranoid);
+	fprintf(f, "# kernel:               %s\n", si->kernel);
+	fprintf(f, "# timer slack (main):   %s\n", si->timer_slack);
+}
+
+long mb_status_field(const char *name)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		mb_die("fopen /proc/self/status");
+	char line[256];
+	size_t nl = strlen(name);
+	long v = -1;
+	while (fgets(line, sizeof line, f)) {
+		if (!strncmp(line, name, nl) && line[nl] == ':') {
+			v = strtol(line + nl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+void mb_default_outdir(char *buf, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	snprintf(buf, len, "build");
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	char *dir = dirname(exe);           /* <root>/build/microbench */
+	char d1[PATH_MAX];
+	snprintf(d1, sizeof d1, "%s", dir);
+	if (strcmp(basename(d1), "microbench"))
+		return;
+	char *bdir = dirname(dir);          /* <root>/build */
+	char d2[PATH_MAX];
+	snprintf(d2, sizeof d2, "%s", bdir);
+	if (strcmp(basename(d2), "build"))
+		return;
+	snprintf(buf, len, "%s", bdir);
+}
+
+const char *mb_fmt_ns(double ns, char *buf, size_t len)
+{
+	if (ns < 1e3)
+		snprintf(buf, len, "%.0f ns", ns);
+	else if (ns < 1e6)
+		snprintf(buf, len, "%.2f us", ns / 1e3);
+	else if (ns < 1e9)
+		snprintf(buf, len, "%.2f ms", ns / 1e6);
+	else
+		snprintf(buf, len, "%.2f s", ns / 1e9);
+	return buf;
+}
+
+static const char *phase_name(int ph)
+{
+	switch (ph) {
+	case MB_PH_IDLE: return "idle";
+	case MB_PH_SYSCALL: return "inside the call under test (laio_syscall or read)";
+	case MB_PH_WAIT: return "waiting for a completion (laio_poll or the variant's wait)";
+	default: return "elsewhere";
+	}
+}
+
+static void *watch_main(void *arg)
+{
+	struct mb_watch *w = arg;
+	unsigned long last = atomic_load(&w->progress);
+	int last_phase = atomic_load(&w->phase);
+	const char *last_label = atomic_load(&w->label);
+	uint64_t since = mb_now_ns();
+	int rescued_this = 0;
+	for (;;) {
+		struct timespec d = {0, 100 * 1000 * 1000};
+		while (nanosleep(&d, &d) == -1 && errno == EINTR)
+			;
+		unsigned long p = atomic_load_explicit(&w->progress, memory_order_relaxed);
+		int ph = atomic_load_explicit(&w->phase, memory_order_relaxed);
+		const char *lab = atomic_load(&w->label);
+		uint64_t now = mb_now_ns();
+		if (p != last || ph != last_phase || lab != last_label || ph == MB_PH_IDLE) {
+			last = p;
+			last_phase = ph;
+			last_label = lab;
+			since = now;
+			rescued_this = 0;
+			continue;
+		}
+		double stuck_ms = (double)(now - since) / 1e6;
+		int fd = atomic_load(&w->rescue_fd);
+		if (ph == MB_PH_SYSCALL && fd >= 0 && !rescued_this && stuck_ms >= w->rescue_ms) {
+			fprintf(stderr,
+				"\nwatchdog: %s: step %lu has been blocked inside the call for %.0f ms "
+				"without being handed off (no EINPROGRESS): the detector missed the "
+				"block; writing one byte to release it\n",
+				lab ? lab : "?", p, stuck_ms);
+			if (write(fd, "R", 1) != 1)
+				fprintf(stderr, "watchdog: rescue write failed: %s\n", strerror(errno));
+			atomic_fetch_add(&w->rescued, 1);
+			rescued_this = 1;
+		}
+		if (stuck_ms >= w->abort_ms) {
+			fprintf(stderr,
+				"\nwatchdog: HANG: %s made no progress for %.0f s; it is at step %lu, "
+				"%s. Aborting.\n",
+				lab ? lab : "?", stuck_ms / 1e3, p, phase_name(ph));
+			fflush(stderr);
+			_exit(3);
+		}
+	}
+	return NULL;
+}
+
+void mb_watch_start(struct mb_watch *w, int rescue_ms, int abort_ms)
+{
+	atomic_init(&w->progress, 0);
+	atomic_init(&w->phase, MB_PH_IDLE);
+	atomic_init(&w->rescue_fd, -1);
+	atomic_init(&w->rescued, 0);
+	atomic_init(&w->label, (const char *)NULL);
+	w->rescue_ms = rescue_ms;
+	w->abort_ms = abort_ms;
+	pthread_t t;
+	pthread_attr_t a;
+	int e = pthread_attr_init(&a);
+	if (!e)
+		e = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (!e)
+		e = pthread_create(&t, &a, watch_main, w);
+	if (e) {
+		errno = e;
+		mb_die("pthread_create(watchdog)");
+	}
+	pthread_attr_destroy(&a);
+}

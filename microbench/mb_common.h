@@ -1,0 +1,93 @@
+/*
+ * mb_common.h - helpers shared by the microbenchmarks (pipebench, handoff, scale):
+ * error checking, the monotonic clock, pinning, order statistics, run conditions,
+ * /proc/self/status fields, and a watchdog that turns a hang into a precise report.
+ */
+#ifndef MB_COMMON_H
+#define MB_COMMON_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+/* Print "what: strerror(errno)" and exit(1). For system calls that must not fail. */
+__attribute__((noreturn, format(printf, 1, 2))) void mb_die(const char *fmt, ...);
+/* Print the message (no errno) and exit(1). */
+__attribute__((noreturn, format(printf, 1, 2))) void mb_fail(const char *fmt, ...);
+
+/* Evaluate a call returning -1 on error; die with the call's text if it fails. */
+#define MB_CHECK(call)                                                                   \
+	do {                                                                             \
+		if ((call) == -1)                                                        \
+			mb_die("%s:%d: %s", __FILE__, __LINE__, #call);                  \
+	} while (0)
+
+static inline uint64_t mb_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO; cannot fail with a valid clock id */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Pin the calling thread to `cpu`, or allow every online CPU if cpu < 0. */
+void mb_pin_self(int cpu);
+/* Parse "none" / "-1" as -1, else a CPU number; exits on a bad value. */
+int mb_parse_cpu(const char *s);
+/* "CPU 0" or "unpinned" into buf. */
+const char *mb_cpu_str(int cpu, char *buf, size_t len);
+
+/* Order statistics: sorts v in place. p in [0, 100]; linear interpolation. */
+void mb_sort(double *v, size_t n);
+double mb_pct_sorted(const double *v, size_t n, double p);
+
+/* The run conditions printed with every result. */
+struct mb_sysinfo {
+	char cpu_model[160];
+	int ncpu;               /* online CPUs */
+	int root;               /* euid == 0 */
+	char paranoid[16];      /* /proc/sys/kernel/perf_event_paranoid */
+	char kernel[200];       /* uname -r and -v */
+	char timer_slack[32];   /* prctl(PR_GET_TIMERSLACK) of the caller, ns */
+};
+void mb_sysinfo_get(struct mb_sysinfo *si);
+void mb_sysinfo_print(FILE *f, const struct mb_sysinfo *si);
+
+/* A "kB" field of /proc/self/status (VmRSS, VmHWM, ...) or a plain count (Threads); -1 if absent. */
+long mb_status_field(const char *name);
+
+/* Directory of the running executable's grandparent ("<root>/build" when the binary is
+ * <root>/build/microbench/X), or "build" if the binary is elsewhere. */
+void mb_default_outdir(char *buf, size_t len);
+
+/* Human-readable duration: "126 ns", "3.45 us", "1.20 ms", "2.00 s". */
+const char *mb_fmt_ns(double ns, char *buf, size_t len);
+
+/*
+ * Watchdog. The measured thread stores its progress (any changing number) and phase; the
+ * watchdog thread (unpinned, wakes every 100 ms) acts on a lack of progress:
+ *  - phase MB_PH_SYSCALL for rescue_ms: the call under test blocked without being handed off
+ *    (the detector missed the block). If rescue_fd >= 0, write one byte to it to release the
+ *    call, count it in `rescued`, and say so on stderr.
+ *  - any phase for abort_ms: print what was running and where, then _exit(3).
+ * Stores are relaxed: the watchdog only needs to see them eventually.
+ */
+enum mb_phase { MB_PH_IDLE = 0, MB_PH_SYSCALL, MB_PH_WAIT, MB_PH_OTHER };
+struct mb_watch {
+	_Atomic unsigned long progress;
+	_Atomic int phase;
+	_Atomic int rescue_fd;         /* -1: no rescue */
+	_Atomic unsigned long rescued;
+	_Atomic(const char *) label;   /* what is running, for the report */
+	int rescue_ms;
+	int abort_ms;
+};
+void mb_watch_start(struct mb_watch *w, int rescue_ms, int abort_ms);
+static inline void mb_watch_set(struct mb_watch *w, unsigned long progress, int phase)
+{
+	atomic_store_explicit(&w->progress, progress, memory_order_relaxed);
+	atomic_store_explicit(&w->phase, phase, memory_order_relaxed);
+}
+
+#endif
