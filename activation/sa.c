@@ -232,6 +232,10 @@ void sa_switch_to(struct sa_mailbox *mb, struct sa_thr_mailbox *tm, const struct
 
 long sa_save_and_run(struct sa_context *ctx, void (*fn)(void *), void *arg, void *stack_top)
 {
+	struct sa_mailbox *mb = ks_self_mb;
+	if (mb && (char *)stack_top > (char *)mb->sa_stack &&
+	    (char *)stack_top <= (char *)mb->sa_stack + mb->sa_stacksize)
+		ks_stack_clean(mb->sa_stack, mb->sa_stacksize);
 	return ks_save_and_run(ctx, fn, arg, (void *)((uintptr_t)stack_top & ~(uintptr_t)15));
 }
 

@@ -57,6 +57,8 @@ struct ks_act *ks_act_self_init(void)
 	act->ks_tid = (pid_t)syscall(SYS_gettid);
 	act->ks_fs = ks_get_fs();
 	act->ks_role = KS_RUNNER;
+	act->ks_spin = ks_may_spin();
+	ks_rseq_off();
 	return act;
 }
 
@@ -76,9 +78,12 @@ static void *act_start(void *arg)
 {
 	struct ks_act *act = arg;
 	act->ks_fs = ks_get_fs();
+	act->ks_spin = ks_may_spin();
+	ks_rseq_off();
 	__atomic_fetch_add(&ks_stat.activations, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&act->ks_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	ks_futex_wake((uint32_t *)&act->ks_tid, 1);
+	KS_KSTACK_CLEAN(act);
 	ks_run_on(act->ks_kstack_top, spare_main, act);
 }
 
@@ -164,7 +169,7 @@ static void pool_put(struct ks_act *act)
 /* Spin, then sleep, until someone gives this spare a task. */
 static void wait_for_task(struct ks_act *act)
 {
-	uint64_t until = ks_now_ns() + KS_SPIN_NS;
+	uint64_t until = act->ks_spin ? ks_now_ns() + KS_SPIN_NS : 0;
 	while (!__atomic_load_n(&act->ks_wake, __ATOMIC_ACQUIRE)) {
 		if (ks_now_ns() < until) {
 			ks_spin_pause();
@@ -203,5 +208,6 @@ static void spare_main(void *arg)
 /* Back to the pool on a fresh stack (the old frames belong to a finished flow). */
 void ks_act_become_spare(struct ks_act *act)
 {
+	KS_KSTACK_CLEAN(act);
 	ks_run_on(act->ks_kstack_top, spare_main, act);
 }

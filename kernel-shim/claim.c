@@ -76,6 +76,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	__atomic_store_n(&m->tm_verdict, (s << 1) | 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 	KS_COUNT(claims_won);
+	KS_KSTACK_CLEAN(self); /* its frames here are abandoned */
 	/* C5: the rest of the thread's identity, then the upcall */
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);

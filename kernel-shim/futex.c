@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <errno.h>
 #include <time.h>
+#include <sched.h>
 #include "ks.h"
 
 /* Sleep while *word == val, until the absolute CLOCK_MONOTONIC time (NULL: forever).
@@ -27,6 +28,16 @@ uint64_t ks_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spinning for a wakeup only helps if the waker can run on another CPU meanwhile: a thread
+ * pinned to one CPU (with its wakers) must sleep at once. */
+bool ks_may_spin(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) != 0)
+		return false;
+	return CPU_COUNT(&set) > 1 && sysconf(_SC_NPROCESSORS_ONLN) > 1;
 }
 
 void ks_spin_pause(void)

@@ -42,6 +42,7 @@ struct ks_act {
 	struct ks_vp *ks_vp;           /* the VP it runs, or the VP of the call it executes */
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	bool ks_skip_pool;             /* born for a caller that gives it a task at once */
+	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
 	struct ks_act *ks_next;        /* in the pool */
 	struct ks_act *ks_all_next;    /* in the list of every activation */
 };
@@ -61,6 +62,7 @@ struct ks_vp {
 	struct sa_thr_mailbox *ks_wd_mbox;
 	uint64_t ks_nsync_seen;        /* the last call counted in sa_nsync by a refused claim */
 	uint64_t ks_wd_claimed;        /* watchdog: the call it already sent a claimer for */
+	struct sa_thr_mailbox *ks_wd_claimed_mbox;
 	struct sa_upcall ks_ev;        /* the upcall being delivered (one at a time per VP) */
 	unsigned char ks_route[512];   /* per system call number: KS_ROUTE_* */
 	struct ks_vp *ks_all_next;     /* in the list of every VP (for the watchdog) */
@@ -92,6 +94,7 @@ uint64_t ks_get_fs(void);
 void ks_set_fs(uint64_t fs);
 void ks_tls_init(void);
 void ks_adopt_exit_tid(uint64_t fs);
+void ks_rseq_off(void);
 
 /* act.c: activations and the pool */
 struct ks_act *ks_act_self_init(void);
@@ -132,6 +135,24 @@ void ks_upcall_disarm(struct ks_act *act);
 void ks_standby_loop(struct ks_act *act, struct ks_vp *vp);
 void ks_upcall_park(struct ks_act *act, bool parking);
 
+/* A stack about to be reused from its top: frames abandoned by a jump (not a return) leave
+ * AddressSanitizer's redzones behind; clear them. Nothing in other builds. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+static inline void ks_stack_clean(void *lo, size_t size)
+{
+	__asan_unpoison_memory_region(lo, size);
+}
+#else
+static inline void ks_stack_clean(void *lo, size_t size)
+{
+	(void)lo;
+	(void)size;
+}
+#endif
+#define KS_KSTACK_CLEAN(act) \
+	ks_stack_clean((char *)(act)->ks_kstack_top - KS_KSTACK_SIZE + 4096, KS_KSTACK_SIZE - 4096)
+
 /* counters */
 struct ks_counters {
 	unsigned long activations, spares, claims_won, claims_lost, moved, sync_fallback;
@@ -143,6 +164,7 @@ extern struct ks_counters ks_stat;
 int ks_futex_wait(uint32_t *word, uint32_t val, const struct timespec *abs_monotonic);
 void ks_futex_wake(uint32_t *word, int n);
 uint64_t ks_now_ns(void);
+bool ks_may_spin(void);
 void ks_spin_pause(void);
 
 #endif

@@ -47,6 +47,7 @@ long ks_move_call(struct ks_vp *vp, long nr, const long args[6])
 	/* the struct lives on this stack, which stays untouched until the context is resumed */
 	struct move mv = { vp, m, spare };
 	uintptr_t top = ((uintptr_t)mb->sa_stack + mb->sa_stacksize) & ~(uintptr_t)15;
+	ks_stack_clean(mb->sa_stack, mb->sa_stacksize);
 	return ks_save_and_run(&m->tm_context, move_and_upcall, &mv, (void *)top);
 }
 

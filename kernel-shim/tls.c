@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <string.h>
+#include <sys/rseq.h>
 #include "ks.h"
 
 #ifndef HWCAP2_FSGSBASE
@@ -87,4 +88,23 @@ void ks_adopt_exit_tid(uint64_t fs)
 {
 	if (tid_offset >= 0)
 		ks_raw_syscall6(SYS_set_tid_address, (long)(fs + (uint64_t)tid_offset), 0, 0, 0, 0, 0);
+}
+
+/*
+ * Restartable sequences cannot follow the user context: the kernel writes the cpu id into the
+ * area a kernel thread registered, on every return to user space, and that area lives in the TLS
+ * block the thread wore when it registered. Once blocks are exchanged, a blocked activation
+ * returning from its call would write into a block that a finished user thread may already have
+ * released. So activations run without rseq; glibc's sched_getcpu() then asks the kernel.
+ */
+void ks_rseq_off(void)
+{
+	if (__rseq_size == 0)
+		return; /* glibc did not register one */
+	void *area = (char *)ks_get_fs() + __rseq_offset;
+	unsigned lens[2] = { 32, __rseq_size };
+	for (int i = 0; i < 2; i++)
+		if (ks_raw_syscall6(SYS_rseq, (long)area, lens[i], 1 /* RSEQ_FLAG_UNREGISTER */,
+				    RSEQ_SIG, 0, 0) == 0)
+			return;
 }

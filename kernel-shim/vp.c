@@ -120,6 +120,7 @@ void ks_deliver(struct ks_vp *vp)
 	struct sa_mailbox *mb = vp->ks_mbox;
 	uintptr_t top = ((uintptr_t)mb->sa_stack + mb->sa_stacksize) & ~(uintptr_t)15;
 	mb->sa_curthread = NULL;
+	ks_stack_clean(mb->sa_stack, mb->sa_stacksize);
 	ks_run_on((void *)top, upcall_trampoline, vp);
 }
 
@@ -160,7 +161,7 @@ int sa_release(struct sa_mailbox *mb, const struct timespec *timeout)
 	ks_upcall_park(vp->ks_runner, true);
 	/* R1: a completion is often a few microseconds away; a futex sleep and a cross-CPU
 	   wakeup would cost ~40 us */
-	uint64_t spin_until = ks_now_ns() + KS_SPIN_NS;
+	uint64_t spin_until = vp->ks_runner->ks_spin ? ks_now_ns() + KS_SPIN_NS : 0;
 	while (!ready_to_return(vp)) {
 		uint64_t now = ks_now_ns();
 		if (now >= spin_until)

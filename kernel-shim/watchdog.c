@@ -45,10 +45,12 @@ static bool look(void)
 			continue;
 		}
 		busy = true;
-		if (vp->ks_wd_mbox == m && vp->ks_wd_seen == s && vp->ks_wd_claimed != s) {
+		if (vp->ks_wd_mbox == m && vp->ks_wd_seen == s &&
+		    (vp->ks_wd_claimed != s || vp->ks_wd_claimed_mbox != m)) {
 			struct ks_act *spare = ks_act_get();
 			if (spare) {
 				vp->ks_wd_claimed = s;
+				vp->ks_wd_claimed_mbox = m;
 				spare->ks_vp = vp;
 				spare->ks_claim_s = s;
 				ks_act_give(spare, KS_TASK_CLAIM, m);
