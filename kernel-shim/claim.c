@@ -48,7 +48,8 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 		return false;                                                     /* C0 */
 	/* cheap look first: no membarrier for a call that is already over */
 	if (__atomic_load_n(&mb->sa_curthread, __ATOMIC_ACQUIRE) != m ||
-	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s) {
+	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s ||
+	    __atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) >> 1 == s) {
 		__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 		return false;
 	}
