@@ -27,7 +27,7 @@ static void blocked(struct laio_state *ls, struct laio_handle *h)
 	if (++ls->st.in_flight > ls->st.peak_in_flight)
 		ls->st.peak_in_flight = ls->st.in_flight;
 	laio_update_limit(ls);
-	laio_trace(ls, "upcall BLOCKED: call %ld is background handle %p; flow continues with %p",
+	laio_trace(ls, "upcall BLOCKED: system call %ld is background handle %p; flow continues with %p",
 		   h->tm.tm_nr, (void *)h, (void *)ls->current_handle);
 }
 

@@ -2,6 +2,7 @@
 # Run each Criterion suite binary; print one closing line for all of them.
 # Usage: test/run-suites.sh BUILD_DIR SUITE...
 build=$1; shift
+export LAIO_BUILD="$build"
 pass=0; fail=0
 for t in "$@"; do
 	echo "== $t"
