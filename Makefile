@@ -23,7 +23,7 @@ RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
 LAIO_SRC := laio/laio.c laio/upcall_handler.c
 LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)
 LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
-HEADERS  := laio/laio.h activation/sa.h $(wildcard runtime/rt.h)
+HEADERS  := laio/laio.h laio/laio_event.h activation/sa.h $(wildcard runtime/rt.h)
 
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRC))
@@ -32,6 +32,11 @@ EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 .PHONY: all deps test-deps check test model check-asan check-tsan install clean bench bench-quick \
         stress examples
 all: deps $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc
+
+# The libevent adapter is a library of its own, so that liblaio does not depend on libevent.
+$(BUILD)/liblaio_event.a: $(BUILD)/obj/laio/laio_event.c.o
+	@rm -f $@
+	ar rcs $@ $^
 
 deps:
 	@sh scripts/deps.sh build
@@ -60,6 +65,10 @@ $(BUILD)/test/%: test/%.c test/test-util.h $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -Iactivation -Iruntime -o $@ $< $(BUILD)/liblaio.a \
 		$$(pkg-config --cflags --libs criterion) $(LDLIBS)
+$(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio_event.a $(BUILD)/liblaio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilaio -o $@ $< $(BUILD)/liblaio_event.a $(BUILD)/liblaio.a \
+		$$(pkg-config --cflags --libs criterion libevent) $(LDLIBS)
 $(BUILD)/docs/examples/%: docs/examples/%.c $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -Iruntime -o $@ $< $(BUILD)/liblaio.a $(LDLIBS)
@@ -88,10 +97,11 @@ bench bench-quick: all
 	@sh scripts/deps.sh bench
 	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
 
-install: all
+install: all $(BUILD)/liblaio_event.a
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/share/man/man3
-	install -m 644 laio/laio.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 laio/laio.h laio/laio_event.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/liblaio_event.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/liblaio.so $(DESTDIR)$(PREFIX)/lib/liblaio.so.0
 	ln -sf liblaio.so.0 $(DESTDIR)$(PREFIX)/lib/liblaio.so

@@ -1,0 +1,39 @@
+/*
+ * laio_event.h - LAIO in a libevent loop (libevent is what the paper's servers used).
+ *
+ * The paper's handler "initializes an event object and associates the continuation with the LAIO
+ * handle"; its event loop calls the continuation when the background call completes. Here the
+ * event object is laio_event_set(): the calling thread's laio_fd() is watched by the base, and
+ * when it is readable the adapter drains laio_poll() and calls each handle's callback once.
+ * Link with `pkg-config --libs laio` -llaio_event -levent.
+ */
+#ifndef LAIO_EVENT_H
+#define LAIO_EVENT_H
+
+#include <event2/event.h>
+#include "laio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void laio_event_cb(void *handle, long return_value, int err, void *arg);
+
+struct laio_event_ctx;
+
+/* Watch the calling thread's LAIO completions from `base` (which must be run by this thread).
+ * NULL and errno on failure. */
+struct laio_event_ctx *laio_event_attach(struct event_base *base);
+
+/* Call cb(handle, return value, errno, arg) once, from the loop, when `handle` (from
+ * laio_gethandle()) completes. 0, or -1 with EINVAL (NULL handle or callback), ENOMEM. */
+int laio_event_set(struct laio_event_ctx *ctx, void *handle, laio_event_cb *cb, void *arg);
+
+/* Stop watching; callbacks not yet called are dropped (their completions are not lost: a later
+ * laio_poll() of this thread reports them). */
+void laio_event_detach(struct laio_event_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
