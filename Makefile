@@ -99,14 +99,15 @@ bench bench-quick: all
 
 install: all $(BUILD)/liblaio_event.a
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/share/man/man3
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 laio/laio.h laio/laio_event.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/liblaio_event.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/liblaio.so $(DESTDIR)$(PREFIX)/lib/liblaio.so.0
 	ln -sf liblaio.so.0 $(DESTDIR)$(PREFIX)/lib/liblaio.so
 	install -m 644 $(BUILD)/laio.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	install -m 644 $(wildcard docs/man/*.3) $(DESTDIR)$(PREFIX)/share/man/man3/
+	for m in docs/man/*.3 docs/man/*.7; do [ ! -e "$$m" ] || \
+		install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done
 
 clean:
 	rm -rf build build-asan build-tsan
