@@ -14,14 +14,83 @@ __thread struct sa_mailbox *ks_self_mb __attribute__((tls_model("initial-exec"))
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* fork(): the child has one thread, the caller. Its VP goes on (detector set up again at its
+ * next call); every other VP belongs to a thread that does not exist there. */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&ks_vps_lock);
+	ks_acts_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	ks_acts_atfork_parent();
+	pthread_mutex_unlock(&ks_vps_lock);
+}
+
+static void atfork_child(void)
+{
+	ks_acts_atfork_child();
+	ks_watchdog_atfork_child();
+	pthread_mutex_init(&ks_vps_lock, NULL);
+	for (struct ks_vp *vp = ks_all_vps; vp; vp = vp->ks_all_next) {
+		if (vp->ks_mbox != ks_self_mb) {
+			vp->ks_dead = 1;
+			continue;
+		}
+		struct ks_act *act = vp->ks_runner;
+		act->ks_tid = (pid_t)ks_raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+		if (act->ks_perf_fd >= 0)
+			close(act->ks_perf_fd); /* it watches the parent's thread */
+		act->ks_perf_fd = -1;
+		vp->ks_standby = NULL;
+		vp->ks_parked = 0;
+		vp->ks_claiming = 0;
+		vp->ks_rearm = 1;
+	}
+}
+
 static void process_init(void)
 {
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	const char *e = getenv("LAIO_MAX_ACTIVATIONS");
 	if (e && atol(e) > 0)
 		ks_max_activations = (unsigned long)atol(e);
 	ks_tls_init();
 	ks_membarrier_init();
 	ks_signals_init();
+}
+
+void sa_destroy(struct sa_mailbox *mb)
+{
+	struct ks_vp *vp = mb->sa_vp;
+	pthread_mutex_lock(&ks_vps_lock);
+	for (struct ks_vp **v = &ks_all_vps; *v; v = &(*v)->ks_all_next)
+		if (*v == vp) {
+			*v = vp->ks_all_next;
+			break;
+		}
+	pthread_mutex_unlock(&ks_vps_lock);
+	vp->ks_dead = 1;
+	if (vp->ks_standby) { /* back to the pool at its next notice */
+		struct ks_act *sb = vp->ks_standby;
+		vp->ks_standby = NULL;
+		syscall(SYS_tgkill, getpid(), sb->ks_tid, KS_SIG_UPCALL);
+	}
+	ks_self_mb = NULL;
+	ks_act_retire(vp->ks_runner);
+	vp->ks_runner = NULL;
+	/* vp itself stays: blocked activations may still complete onto mb through it */
+}
+
+void sa_free(struct sa_mailbox *mb)
+{
+	struct ks_vp *vp = mb->sa_vp;
+	/* the last completer may still be waking a parked VP after its enqueue */
+	while (__atomic_load_n(&vp->ks_completers, __ATOMIC_ACQUIRE))
+		ks_spin_pause();
+	free(vp);
+	mb->sa_vp = NULL;
 }
 
 struct sa_mailbox *sa_self(void)
@@ -190,6 +259,10 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 		raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
 	} else {
 		struct ks_vp *vp = mb->sa_vp;
+		if (__builtin_expect(vp->ks_rearm, 0)) {
+			vp->ks_rearm = 0;
+			sa_set_detector(mb, vp->ks_detector);
+		}
 		switch (vp->ks_route[nr]) {
 		case KS_ROUTE_TRAP:
 			raw = ks_trap(nr, a1, a2, a3, a4, a5, a6);

@@ -110,6 +110,17 @@ struct sa_mailbox {
  */
 int sa_create(struct sa_mailbox *mb);
 
+/*
+ * The calling thread, a VP, is about to exit: its activation is retired and the VP stops being
+ * watched. Calls still in the background complete onto mb's sa_completed as usual, so `mb` must
+ * stay valid until they all have (sa_take_completed() may be called from any one thread then).
+ */
+void sa_destroy(struct sa_mailbox *mb);
+
+/* After sa_destroy(), once every background call of the VP has been taken from sa_completed:
+ * release the shim's memory of the VP. */
+void sa_free(struct sa_mailbox *mb);
+
 /* The mailbox of the VP the calling thread is, or NULL. */
 struct sa_mailbox *sa_self(void);
 

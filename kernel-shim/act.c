@@ -211,3 +211,38 @@ void ks_act_become_spare(struct ks_act *act)
 	KS_KSTACK_CLEAN(act);
 	ks_run_on(act->ks_kstack_top, spare_main, act);
 }
+
+/* fork(): only the calling thread exists in the child; the pool's threads do not. */
+void ks_acts_atfork_prepare(void)
+{
+	pthread_mutex_lock(&pool_lock);
+}
+
+void ks_acts_atfork_parent(void)
+{
+	pthread_mutex_unlock(&pool_lock);
+}
+
+void ks_acts_atfork_child(void)
+{
+	pthread_mutex_init(&pool_lock, NULL);
+	pool = NULL;
+	ks_stat.spares = 0;
+	ks_stat.activations = 0;
+}
+
+/* The activation of an exiting thread: it will never run again. */
+void ks_act_retire(struct ks_act *act)
+{
+	pthread_mutex_lock(&pool_lock);
+	for (struct ks_act **a = &all_acts; *a; a = &(*a)->ks_all_next)
+		if (*a == act) {
+			*a = act->ks_all_next;
+			break;
+		}
+	pthread_mutex_unlock(&pool_lock);
+	if (act->ks_perf_fd >= 0)
+		close(act->ks_perf_fd);
+	munmap((char *)act->ks_kstack_top - KS_KSTACK_SIZE, KS_KSTACK_SIZE);
+	free(act);
+}

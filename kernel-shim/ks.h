@@ -67,6 +67,8 @@ struct ks_vp {
 	unsigned char ks_route[512];   /* per system call number: KS_ROUTE_* */
 	struct ks_vp *ks_all_next;     /* in the list of every VP (for the watchdog) */
 	int ks_dead;
+	int ks_rearm;                  /* after fork(): set the detector up again at the next call */
+	uint32_t ks_completers;        /* activations inside ks_complete() for this VP */
 };
 
 /* How sa_syscall() runs a call of a given number (ks_vp.ks_route). */
@@ -104,6 +106,11 @@ __attribute__((noreturn)) void ks_act_become_spare(struct ks_act *act);
 void ks_pool_prefill(int n);
 struct ks_act *ks_act_of_tid(pid_t tid);
 extern unsigned long ks_max_activations;
+void ks_act_retire(struct ks_act *act);
+void ks_acts_atfork_prepare(void);
+void ks_acts_atfork_parent(void);
+void ks_acts_atfork_child(void);
+void ks_watchdog_atfork_child(void);
 
 /* vp.c: completion, release, wakeup */
 void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);

@@ -19,8 +19,8 @@
 #define WD_IDLE_SLEEP_NS 50000000u
 
 __attribute__((visibility("hidden"))) volatile uint32_t ks_wd_asleep;
-static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
-static int wd_started;
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t wd_pid; /* the process whose watchdog runs (a forked child starts its own) */
 
 static bool watched(struct ks_vp *vp)
 {
@@ -99,22 +99,30 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
-static void wd_start_once(void)
+int ks_watchdog_start(void)
 {
 	pthread_t t;
+	int rc = 0;
 	pthread_attr_t attr;
 	sigset_t all, old;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	wd_started = pthread_create(&t, &attr, watchdog_main, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_lock(&wd_lock);
+	if (wd_pid != getpid()) {
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&t, &attr, watchdog_main, NULL) == 0 ? 0 : -1;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc == 0)
+			wd_pid = getpid();
+	}
+	pthread_mutex_unlock(&wd_lock);
 	pthread_attr_destroy(&attr);
+	return rc;
 }
 
-int ks_watchdog_start(void)
+void ks_watchdog_atfork_child(void)
 {
-	pthread_once(&wd_once, wd_start_once);
-	return wd_started ? 0 : -1;
+	pthread_mutex_init(&wd_lock, NULL);
+	ks_wd_asleep = 0;
 }

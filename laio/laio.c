@@ -106,19 +106,87 @@ void laio_update_limit(struct laio_state *ls)
 
 /* ---- per-thread state ---- */
 
+static void state_free(struct laio_state *ls)
+{
+	sa_free(&ls->mb);
+	while (ls->chunks) {
+		struct laio_chunk *c = ls->chunks;
+		ls->chunks = c->next;
+		free(c);
+	}
+	if (ls->efd >= 0)
+		close(ls->efd);
+	free(ls->upcall_stack);
+	free(ls);
+}
+
+/* States of exited threads whose background calls have all finished are freed; the others wait
+ * on the dead list (their blocked activations still complete onto their mailboxes). */
+static void sweep_dead(void)
+{
+	for (struct laio_state **p = &dead; *p;) {
+		struct laio_state *ls = *p;
+		laio_completed_append(ls, sa_take_completed(&ls->mb));
+		while (ls->completed_head) {
+			struct laio_handle *h = ls->completed_head;
+			ls->completed_head = h->next;
+			ls->st.in_flight--;
+		}
+		ls->completed_tail = NULL;
+		if (ls->st.in_flight == 0) {
+			*p = ls->dead_next;
+			state_free(ls);
+		} else {
+			p = &ls->dead_next;
+		}
+	}
+}
+
 static void on_thread_exit(void *arg)
 {
 	struct laio_state *ls = arg;
-	/* blocked activations still finish onto this VP's mailbox: keep it, reuse it later */
+	laio_trace(ls, "thread exits with %lu call(s) in flight", ls->st.in_flight);
+	sa_destroy(&ls->mb);
+	self = NULL;
 	pthread_mutex_lock(&dead_lock);
 	ls->dead_next = dead;
 	dead = ls;
+	sweep_dead();
 	pthread_mutex_unlock(&dead_lock);
+}
+
+/* fork(): the child's copy of this thread keeps its completions; its background calls run only
+ * in the parent, so in the child they complete with ECANCELED. Its eventfd is the parent's:
+ * the child gets its own at its next laio_fd(). */
+static void atfork_child(void)
+{
+	struct laio_state *ls = self;
+	pthread_mutex_init(&dead_lock, NULL);
+	if (!ls)
+		return;
+	laio_completed_append(ls, sa_take_completed(&ls->mb));
+	for (struct laio_chunk *c = ls->chunks; c; c = c->next)
+		for (int i = 0; i < LAIO_CHUNK; i++) {
+			struct laio_handle *h = &c->h[i];
+			if (h->state != H_BACKGROUND)
+				continue;
+			h->tm.tm_retval = -1;
+			h->tm.tm_errno = ECANCELED;
+			h->tm.tm_cstate = SA_CALL_DONE;
+			h->tm.tm_link = NULL;
+			laio_completed_append(ls, &h->tm);
+		}
+	if (ls->efd >= 0) {
+		close(ls->efd);
+		ls->efd = -1;
+		ls->mb.sa_notify_fd = -1;
+	}
 }
 
 static void make_key(void)
 {
 	pthread_key_create(&exit_key, on_thread_exit);
+	pthread_atfork(NULL, NULL, atfork_child);
 }
 
 static int env_detector(void)
@@ -176,6 +244,9 @@ struct laio_state *laio_state_get(void)
 	if (__builtin_expect(self != NULL, 1))
 		return self;
 	pthread_once(&key_once, make_key);
+	pthread_mutex_lock(&dead_lock);
+	sweep_dead();
+	pthread_mutex_unlock(&dead_lock);
 	self = state_new();
 	if (self) {
 		pthread_setspecific(exit_key, self);
