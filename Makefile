@@ -43,9 +43,14 @@ deps:
 test-deps:
 	@sh scripts/deps.sh test
 
+# ThreadSanitizer keeps its thread identity in TLS, and the shim exchanges TLS blocks between
+# kernel threads: one kernel thread's stack is then seen under several identities, which TSan
+# reports as races on stack slots. The shim is checked by the model and the stress tests; under
+# TSan it is built uninstrumented and TSan checks everything above it (docs/reliability.md).
+SHIM_NOSAN := $(if $(findstring thread,$(SAN)),-fno-sanitize=thread,)
 $(BUILD)/obj/%.c.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(if $(findstring kernel-shim/,$<),$(SHIM_NOSAN),) -c $< -o $@
 $(BUILD)/obj/%.S.o: %.S kernel-shim/ks-offsets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -87,8 +92,9 @@ check-asan:
 		OPT=-O1 test-sanitized
 check-tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT=-O1 test-sanitized
-test-sanitized: test-deps all $(TEST_BIN)
-	@LAIO_SANITIZED=1 sh test/run-suites.sh $(BUILD) $(TEST_BIN)
+test-sanitized: test-deps all $(TEST_BIN) $(EXAMPLES)
+	@LAIO_SANITIZED=1 TSAN_OPTIONS="suppressions=$(CURDIR)/test/tsan.supp $(TSAN_OPTIONS)" \
+		sh test/run-suites.sh $(BUILD) $(TEST_BIN)
 
 stress: all
 	$(MAKE) -C test/stress BUILD=$(abspath $(BUILD))

@@ -299,7 +299,7 @@ void sa_switch_to(struct sa_mailbox *mb, struct sa_thr_mailbox *tm, const struct
 {
 	/* upcalls only happen inside sa_syscall() and sa_release(), never between these two
 	   steps, so a plain store is "atomic with loading the context" here */
-	mb->sa_curthread = tm;
+	__atomic_store_n(&mb->sa_curthread, tm, __ATOMIC_RELEASE); /* detectors read it */
 	ks_resume(ctx, value);
 }
 

@@ -121,7 +121,7 @@ void ks_deliver(struct ks_vp *vp)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
 	uintptr_t top = ((uintptr_t)mb->sa_stack + mb->sa_stacksize) & ~(uintptr_t)15;
-	mb->sa_curthread = NULL;
+	__atomic_store_n(&mb->sa_curthread, NULL, __ATOMIC_RELAXED);
 	ks_stack_clean(mb->sa_stack, mb->sa_stacksize);
 	ks_run_on((void *)top, upcall_trampoline, vp);
 }

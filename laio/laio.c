@@ -273,9 +273,10 @@ long laio_syscall(long number, ...)
 	ls->st.calls++;
 	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
 	ls->current_handle->tm.tm_nr = number;
-	ls->mb.sa_curthread = &ls->current_handle->tm;  /* upcalls on */
+	/* upcalls on (detectors read sa_curthread from other threads: atomic, a plain mov) */
+	__atomic_store_n(&ls->mb.sa_curthread, &ls->current_handle->tm, __ATOMIC_RELEASE);
 	long r = sa_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
-	ls->mb.sa_curthread = NULL;                     /* upcalls off */
+	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED); /* upcalls off */
 	return r;
 }
 

@@ -296,18 +296,24 @@ static void *per_thread(void *arg)
 {
 	long id = (long)arg;
 	void *mine[8];
+	int nbg = 0;
+	/* under a sanitizer a detector may be slower than a sleep: then the call simply completes
+	   synchronously, which is correct; without one every sleep must go to the background */
+	bool slow = getenv("LAIO_SANITIZED") != NULL;
 	for (int i = 0; i < 8; i++) {
 		struct timespec ts = { 0, (20 + 5 * i + (long)id) * 1000 * 1000L };
 		long r = laio_syscall(SYS_nanosleep, &ts, NULL);
+		if (r == 0 && slow)
+			continue;
 		cr_expect(r == -1 && errno == EINPROGRESS, "thread %ld call %d", id, i);
-		mine[i] = laio_gethandle();
+		mine[nbg++] = laio_gethandle();
 	}
 	struct laio_completion c[8];
-	int got = poll_n(c, 8, 10);
-	cr_expect_eq(got, 8, "thread %ld got %d", id, got);
+	int got = poll_n(c, nbg, 10);
+	cr_expect_eq(got, nbg, "thread %ld got %d of %d", id, got, nbg);
 	for (int i = 0; i < got; i++) {
 		bool ok = false;
-		for (int j = 0; j < 8; j++)
+		for (int j = 0; j < nbg; j++)
 			ok |= c[i].laio_handle == mine[j];
 		cr_expect(ok, "thread %ld got a completion that is not its own", id);
 	}
