@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include "sa.h"
 #include "../kernel-shim/ks.h"
 
@@ -79,7 +80,6 @@ void sa_destroy(struct sa_mailbox *mb)
 	}
 	ks_self_mb = NULL;
 	ks_act_retire(vp->ks_runner);
-	vp->ks_runner = NULL;
 	/* vp itself stays: blocked activations may still complete onto mb through it */
 }
 
@@ -87,8 +87,8 @@ void sa_free(struct sa_mailbox *mb)
 {
 	struct ks_vp *vp = mb->sa_vp;
 	/* the last completer may still be waking a parked VP after its enqueue */
-	while (__atomic_load_n(&vp->ks_completers, __ATOMIC_ACQUIRE))
-		ks_spin_pause();
+	while (__atomic_load_n(&vp->ks_refs, __ATOMIC_ACQUIRE))
+		sched_yield();
 	free(vp);
 	mb->sa_vp = NULL;
 }

@@ -195,10 +195,13 @@ static void spare_main(void *arg)
 		case KS_TASK_CALL:
 			ks_run_moved_call(act, act->ks_task); /* returns once completed */
 			break;
-		case KS_TASK_CLAIM:
+		case KS_TASK_CLAIM: {
 			/* only returns if the runner came back first */
-			ks_claim(act, act->ks_vp, act->ks_task, act->ks_claim_s);
+			struct ks_vp *vp = act->ks_vp;
+			ks_claim(act, vp, act->ks_task, act->ks_claim_s);
+			__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
 			break;
+		}
 		case KS_TASK_STANDBY:
 			ks_standby_loop(act, act->ks_task);
 		}
@@ -231,18 +234,14 @@ void ks_acts_atfork_child(void)
 	ks_stat.activations = 0;
 }
 
-/* The activation of an exiting thread: it will never run again. */
+/* The activation of an exiting thread: it will never run again. Its stack goes back to the
+ * system; the small struct stays (a standby may still be reading it as the VP's runner). */
 void ks_act_retire(struct ks_act *act)
 {
-	pthread_mutex_lock(&pool_lock);
-	for (struct ks_act **a = &all_acts; *a; a = &(*a)->ks_all_next)
-		if (*a == act) {
-			*a = act->ks_all_next;
-			break;
-		}
-	pthread_mutex_unlock(&pool_lock);
-	if (act->ks_perf_fd >= 0)
-		close(act->ks_perf_fd);
+	int fd = act->ks_perf_fd;
+	act->ks_perf_fd = -1;
+	if (fd >= 0)
+		close(fd);
+	act->ks_role = KS_BLOCKED;
 	munmap((char *)act->ks_kstack_top - KS_KSTACK_SIZE, KS_KSTACK_SIZE);
-	free(act);
 }

@@ -78,6 +78,9 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 	KS_COUNT(claims_won);
 	KS_KSTACK_CLEAN(self); /* its frames here are abandoned */
+	/* the claimer's reference (a dispatched claim, or the standby's) ends: it owns the VP now,
+	   and the VP cannot be destroyed but by its owner */
+	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
 	/* C5: the rest of the thread's identity, then the upcall */
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);

@@ -68,7 +68,9 @@ struct ks_vp {
 	struct ks_vp *ks_all_next;     /* in the list of every VP (for the watchdog) */
 	int ks_dead;
 	int ks_rearm;                  /* after fork(): set the detector up again at the next call */
-	uint32_t ks_completers;        /* activations inside ks_complete() for this VP */
+	uint32_t ks_refs;              /* activations that may still touch this VP without owning
+					  it: inside ks_complete(), a dispatched claimer, the standby.
+					  sa_free() waits for zero. */
 };
 
 /* How sa_syscall() runs a call of a given number (ks_vp.ks_route). */

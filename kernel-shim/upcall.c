@@ -82,6 +82,7 @@ int ks_upcall_arm(struct ks_vp *vp, struct ks_act *runner)
 		if (!sb)
 			return -1;
 		vp->ks_standby = sb;
+		__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the standby's */
 		ks_act_give(sb, KS_TASK_STANDBY, vp);
 	}
 	if (route(runner->ks_perf_fd, sb->ks_tid) < 0)
@@ -134,8 +135,10 @@ void ks_standby_loop(struct ks_act *act, struct ks_vp *vp)
 	for (;;) {
 		if (sigwaitinfo(&set, &si) < 0)
 			continue;
-		if (vp->ks_standby != act || vp->ks_dead)
+		if (vp->ks_standby != act || vp->ks_dead) {
+			__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE); /* last touch of vp */
 			return;
+		}
 		struct ks_act *runner = vp->ks_runner;
 		struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE);
 		if (!m || si.si_fd != runner->ks_perf_fd)

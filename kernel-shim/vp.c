@@ -57,7 +57,7 @@ static void settle_cancel(struct sa_thr_mailbox *m)
 void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
-	__atomic_fetch_add(&vp->ks_completers, 1, __ATOMIC_ACQUIRE);
+	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_ACQUIRE);
 	settle_cancel(m);
 	if ((unsigned long)raw >= -4095UL) {
 		m->tm_retval = -1;
@@ -79,7 +79,7 @@ void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	    __atomic_compare_exchange_n(&vp->ks_parked, &parked, 0, false, __ATOMIC_SEQ_CST,
 					__ATOMIC_SEQ_CST))
 		ks_futex_wake(&vp->ks_parked, 1);
-	__atomic_fetch_sub(&vp->ks_completers, 1, __ATOMIC_RELEASE); /* last touch of vp */
+	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE); /* last touch of vp */
 }
 
 int sa_has_completed(struct sa_mailbox *mb)

@@ -51,6 +51,7 @@ static bool look(void)
 			if (spare) {
 				vp->ks_wd_claimed = s;
 				vp->ks_wd_claimed_mbox = m;
+				__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the claimer's */
 				spare->ks_vp = vp;
 				spare->ks_claim_s = s;
 				ks_act_give(spare, KS_TASK_CLAIM, m);
