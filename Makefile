@@ -85,7 +85,7 @@ test: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@$(MAKE) --no-print-directory model
 
 model:
-	@if [ -x test/model/run.sh ]; then sh test/model/run.sh; else echo "model: test/model/run.sh missing"; exit 1; fi
+	@if [ -f test/model/run.sh ]; then bash test/model/run.sh; else echo "model: test/model/run.sh missing"; exit 1; fi
 
 check-asan:
 	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
