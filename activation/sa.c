@@ -220,10 +220,8 @@ int sa_set_detector(struct sa_mailbox *mb, int d)
 	ks_routes_fill(vp);
 	bool upcall = ks_upcall_available(NULL) == 1;
 	if (d == SA_DETECT_UPCALL || (d == SA_DETECT_AUTO && upcall)) {
-		if (ks_upcall_arm(vp, vp->ks_runner) < 0) {
-			errno = EAGAIN;
-			return -1;
-		}
+		if (ks_upcall_arm(vp, vp->ks_runner) < 0)
+			ks_upcall_fallback(vp);
 	} else if (vp->ks_standby) {
 		struct ks_act *sb = vp->ks_standby;
 		vp->ks_standby = NULL; /* the standby returns to the pool at its next notice */

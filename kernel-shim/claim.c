@@ -84,9 +84,10 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	/* C5: the rest of the thread's identity, then the upcall */
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);
-	ks_upcall_disarm(blocked);
-	if (vp->ks_detector == SA_DETECT_UPCALL || vp->ks_detector == SA_DETECT_AUTO)
-		ks_upcall_arm(vp, self);
+	ks_upcall_release(blocked); /* a blocked activation keeps no descriptor */
+	if ((vp->ks_detector == SA_DETECT_UPCALL || vp->ks_detector == SA_DETECT_AUTO) &&
+	    ks_upcall_available(NULL) == 1 && ks_upcall_arm(vp, self) < 0)
+		ks_upcall_fallback(vp);
 	ks_upcall_blocked(vp, m);
 }
 

@@ -68,6 +68,7 @@ struct ks_vp {
 	struct ks_vp *ks_all_next;     /* in the list of every VP (for the watchdog) */
 	int ks_dead;
 	int ks_rearm;                  /* after fork(): set the detector up again at the next call */
+	int ks_wd_fallback;            /* the upcall detector failed here: the watchdog watches */
 	uint32_t ks_refs;              /* activations that may still touch this VP without owning
 					  it: inside ks_complete(), a dispatched claimer, the standby.
 					  sa_free() waits for zero. */
@@ -141,6 +142,8 @@ void ks_watchdog_kick(void);
 int ks_upcall_available(const char **why);
 int ks_upcall_arm(struct ks_vp *vp, struct ks_act *runner);
 void ks_upcall_disarm(struct ks_act *act);
+void ks_upcall_release(struct ks_act *act);
+void ks_upcall_fallback(struct ks_vp *vp);
 void ks_standby_loop(struct ks_act *act, struct ks_vp *vp);
 void ks_upcall_park(struct ks_act *act, bool parking);
 

@@ -97,6 +97,25 @@ void ks_upcall_disarm(struct ks_act *act)
 		ioctl(act->ks_perf_fd, PERF_EVENT_IOC_DISABLE, 0);
 }
 
+/* Close the event of an activation that stops being a runner: with thousands of calls in
+ * the background, one descriptor each would exhaust the process's descriptor table. */
+void ks_upcall_release(struct ks_act *act)
+{
+	int fd = act->ks_perf_fd;
+	if (fd < 0)
+		return;
+	act->ks_perf_fd = -1;
+	close(fd);
+}
+
+/* The event could not be set up (no descriptor left, no memory): the VP must not go
+ * unwatched, so the watchdog takes it over. */
+void ks_upcall_fallback(struct ks_vp *vp)
+{
+	__atomic_store_n(&vp->ks_wd_fallback, 1, __ATOMIC_RELEASE);
+	ks_watchdog_start();
+}
+
 void ks_upcall_park(struct ks_act *act, bool parking)
 {
 	if (act->ks_perf_fd < 0 || !act->ks_vp || act->ks_vp->ks_standby == NULL)

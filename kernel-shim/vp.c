@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <urcu/wfcqueue.h>
 #include "ks.h"
 #include "ks-offsets.h"
@@ -50,6 +51,10 @@ static void settle_cancel(struct sa_thr_mailbox *m)
 		return;
 	while (__atomic_load_n(&m->tm_cstate, __ATOMIC_ACQUIRE) == SA_CALL_CANCELLING)
 		ks_spin_pause();
+	/* The canceller's signal was sent to this thread before CANCELLED was stored, but a thread
+	   spinning in user mode takes it only at its next kernel entry: take it now, outside every
+	   cancel window, so it cannot interrupt this activation's next call. */
+	ks_raw_syscall6(SYS_getppid, 0, 0, 0, 0, 0, 0);
 	__atomic_store_n(&m->tm_cstate, SA_CALL_DONE, __ATOMIC_RELEASE);
 }
 

@@ -24,7 +24,7 @@ static pid_t wd_pid; /* the process whose watchdog runs (a forked child starts i
 
 static bool watched(struct ks_vp *vp)
 {
-	return !vp->ks_dead && (vp->ks_detector == SA_DETECT_WATCHDOG ||
+	return !vp->ks_dead && (vp->ks_detector == SA_DETECT_WATCHDOG || vp->ks_wd_fallback ||
 				(vp->ks_detector == SA_DETECT_AUTO && !ks_upcall_available(NULL)));
 }
 
