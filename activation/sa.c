@@ -127,6 +127,11 @@ int sa_create(struct sa_mailbox *mb)
 	vp->ks_kstack_top = act->ks_kstack_top;
 	vp->ks_fs = act->ks_fs;
 	act->ks_vp = vp;
+	/* the cancel signal must reach this thread's calls when they run in the background here */
+	sigset_t cancel;
+	sigemptyset(&cancel);
+	sigaddset(&cancel, KS_SIG_CANCEL);
+	pthread_sigmask(SIG_UNBLOCK, &cancel, NULL);
 	pthread_sigmask(SIG_SETMASK, NULL, &vp->ks_sigmask);
 	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
 	mb->sa_vp = vp;
@@ -134,7 +139,8 @@ int sa_create(struct sa_mailbox *mb)
 	ks_pool_prefill(1);
 	ks_vp_register(vp);
 	ks_self_mb = mb;
-	return sa_set_detector(mb, SA_DETECT_AUTO) == 0 ? 0 : 0;
+	sa_set_detector(mb, SA_DETECT_AUTO); /* cannot fail: auto falls back to the watchdog */
+	return 0;
 }
 
 /* Calls that must run directly: they end or replace the thread or process, or create one that

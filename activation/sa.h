@@ -84,6 +84,7 @@ typedef void sa_upcall_fn(struct sa_mailbox *mb, struct sa_upcall *upcall);
 
 /* sa_flags */
 #define SA_NOUPCALL 0x1 /* KMF_NOUPCALL: calls that block now complete synchronously */
+#define SA_NOTIFY 0x2   /* write 1 to sa_notify_fd (an eventfd) after each completion */
 
 struct ks_vp;
 
@@ -95,7 +96,7 @@ struct sa_mailbox {
 	size_t sa_stacksize;
 	void *sa_udata;
 	unsigned sa_flags;
-	int sa_notify_fd;                    /* -1, or an eventfd the shim writes on completion */
+	int sa_notify_fd;                    /* an eventfd the shim writes on completion, if SA_NOTIFY */
 	unsigned long sa_nsync;              /* calls that blocked but ran synchronously: no spare
 						activation could be had, or SA_NOUPCALL was set */
 	struct cds_wfcq_head sa_completed_head; /* km_completed: a wait-free queue */
@@ -105,8 +106,9 @@ struct sa_mailbox {
 /*
  * Make the calling thread a virtual processor bound to `mb` (kse_create(mb, 0)): no upcall
  * happens now. Fill sa_func, sa_stack, sa_stacksize (and optionally sa_udata, sa_notify_fd)
- * first. 0, or -1 with errno (EINVAL: no upcall function or stack; EBUSY: the thread already
- * is a VP; ENOMEM/EAGAIN: resources).
+ * first (the stack at least 4 KiB; sa_flags may hold SA_NOTIFY with sa_notify_fd). 0, or -1 with
+ * errno (EINVAL: no upcall function or a stack under 4 KiB; EBUSY: the thread already is a VP;
+ * ENOMEM).
  */
 int sa_create(struct sa_mailbox *mb);
 

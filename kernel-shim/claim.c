@@ -82,6 +82,8 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	   and the VP cannot be destroyed but by its owner */
 	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
 	/* C5: the rest of the thread's identity, then the upcall */
+	ks_thread_sigmask(blocked->ks_tid, &vp->ks_sigmask); /* the user's mask as it is now */
+	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);
 	ks_upcall_release(blocked); /* a blocked activation keeps no descriptor */

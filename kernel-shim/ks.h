@@ -100,6 +100,7 @@ void ks_set_fs(uint64_t fs);
 void ks_tls_init(void);
 void ks_adopt_exit_tid(uint64_t fs);
 void ks_rseq_off(void);
+void ks_thread_sigmask(pid_t tid, sigset_t *mask);
 
 /* act.c: activations and the pool */
 struct ks_act *ks_act_self_init(void);

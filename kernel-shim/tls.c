@@ -13,6 +13,10 @@
 #include <unistd.h>
 #include <string.h>
 #include <sys/rseq.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include "ks.h"
 
 #ifndef HWCAP2_FSGSBASE
@@ -107,4 +111,28 @@ void ks_rseq_off(void)
 		if (ks_raw_syscall6(SYS_rseq, (long)area, lens[i], 1 /* RSEQ_FLAG_UNREGISTER */,
 				    RSEQ_SIG, 0, 0) == 0)
 			return;
+}
+
+/* The signal mask of thread `tid` of this process (SigBlk in /proc/self/task/TID/status): what
+ * the user context had when its call blocked. `mask` is left alone if it cannot be read. */
+void ks_thread_sigmask(pid_t tid, sigset_t *mask)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	char *p = strstr(buf, "SigBlk:");
+	if (!p)
+		return;
+	unsigned long long bits = strtoull(p + 7, NULL, 16);
+	sigemptyset(mask);
+	for (int sig = 1; sig <= 64; sig++)
+		if (bits & (1ULL << (sig - 1)))
+			sigaddset(mask, sig);
 }

@@ -74,7 +74,7 @@ void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	cds_wfcq_node_init(&m->tm_next);
 	/* T7: the enqueue's xchg is a full barrier, paired with the runner's xchg in R2 */
 	cds_wfcq_enqueue(&mb->sa_completed_head, &mb->sa_completed_tail, &m->tm_next);
-	if (mb->sa_notify_fd >= 0) {
+	if (__atomic_load_n(&mb->sa_flags, __ATOMIC_ACQUIRE) & SA_NOTIFY) {
 		uint64_t one = 1;
 		ks_raw_syscall6(1 /* write */, mb->sa_notify_fd, (long)&one, sizeof one, 0, 0, 0);
 	}
@@ -200,6 +200,8 @@ int sa_release(struct sa_mailbox *mb, const struct timespec *timeout)
 
 void sa_wakeup(struct sa_mailbox *mb)
 {
+	if (!mb || !mb->sa_vp)
+		return; /* kse_wakeup(NULL), "any KSE", has no meaning for per-thread VPs */
 	struct ks_vp *vp = mb->sa_vp;
 	uint32_t one = 1;
 	__atomic_store_n(&vp->ks_kicked, 1, __ATOMIC_SEQ_CST);

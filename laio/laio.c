@@ -98,10 +98,12 @@ bool laio_handle_valid(struct laio_state *ls, void *p)
 
 void laio_update_limit(struct laio_state *ls)
 {
+	/* claimers and completers read sa_flags from other threads: atomic read-modify-writes
+	   (never on the fast path: only after an upcall or a poll) */
 	if (ls->st.in_flight >= (unsigned long)ls->max_inflight)
-		ls->mb.sa_flags |= SA_NOUPCALL;
+		__atomic_fetch_or(&ls->mb.sa_flags, SA_NOUPCALL, __ATOMIC_RELAXED);
 	else
-		ls->mb.sa_flags &= ~SA_NOUPCALL;
+		__atomic_fetch_and(&ls->mb.sa_flags, ~SA_NOUPCALL, __ATOMIC_RELAXED);
 }
 
 /* ---- per-thread state ---- */
@@ -179,7 +181,7 @@ static void atfork_child(void)
 	if (ls->efd >= 0) {
 		close(ls->efd);
 		ls->efd = -1;
-		ls->mb.sa_notify_fd = -1;
+		__atomic_fetch_and(&ls->mb.sa_flags, ~SA_NOTIFY, __ATOMIC_RELAXED);
 	}
 }
 
@@ -198,7 +200,9 @@ static int env_detector(void)
 	for (int i = 0; i < 5; i++)
 		if (strcmp(e, names[i]) == 0)
 			return i;
-	return -1;
+	fprintf(stderr, "laio: LAIO_DETECTOR=%s is not one of auto, upcall, probe, watchdog, eager; "
+		"using auto\n", e);
+	return LAIO_DETECT_AUTO;
 }
 
 static struct laio_state *state_new(void)
@@ -229,7 +233,7 @@ static struct laio_state *state_new(void)
 	if (e && atoi(e) > 0)
 		ls->max_inflight = atoi(e);
 	e = getenv("LAIO_TRACE");
-	ls->trace = e && *e && strcmp(e, "0") != 0;
+	ls->trace = e && *e && strcmp(e, "0") != 0 && strcmp(e, "no") != 0 && strcmp(e, "off") != 0;
 	int d = env_detector();
 	if (d > 0 && sa_set_detector(&ls->mb, d) < 0) {
 		fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here; using auto\n",
@@ -392,7 +396,8 @@ int laio_fd(void)
 		if (fd < 0)
 			return -1;
 		ls->efd = fd;
-		__atomic_store_n(&ls->mb.sa_notify_fd, fd, __ATOMIC_RELEASE);
+		ls->mb.sa_notify_fd = fd;
+		__atomic_fetch_or(&ls->mb.sa_flags, SA_NOTIFY, __ATOMIC_RELEASE);
 		if (ls->completed_head || sa_has_completed(&ls->mb)) {
 			uint64_t v = 1;
 			if (write(fd, &v, sizeof v) < 0)
@@ -414,9 +419,11 @@ int laio_cancel(void *handle)
 		errno = h->state == H_CURRENT ? EINVAL : ENOENT;
 		return -1;
 	}
+	int before = __atomic_load_n(&h->tm.tm_cstate, __ATOMIC_ACQUIRE);
 	if (sa_interrupt(&h->tm) < 0)
 		return -1; /* ENOENT: it finished first */
-	ls->st.cancelled++;
+	if (before == SA_CALL_QUEUED || before == SA_CALL_RUNNING)
+		ls->st.cancelled++; /* a repeated cancel of the same call is not counted again */
 	laio_trace(ls, "laio_cancel: handle %p interrupted", handle);
 	return 0;
 }
@@ -454,7 +461,8 @@ int laio_init(const struct laio_config *cfg)
 		errno = ENOTSUP;
 		return -1;
 	}
-	if (sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
+	/* a zero field keeps what the environment (or the default) chose */
+	if (cfg->detector != LAIO_DETECT_AUTO && sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
 		return -1;
 	if (cfg->max_inflight > 0)
 		ls->max_inflight = cfg->max_inflight;

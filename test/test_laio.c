@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include "test-util.h"
 
 static __thread int tls_canary = 12345;
@@ -269,9 +270,16 @@ static void identity_body(void *arg)
 	pthread_t me = pthread_self();
 	int *where = &tls_canary;
 	tls_canary = 777;
+	sigset_t usr1, now;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL); /* a change made after the thread's first call */
 	struct timespec ts = { 0, 100 * 1000 * 1000 };
 	long r = laio_syscall(SYS_nanosleep, &ts, NULL);
 	EXPECT(r == -1 && errno == EINPROGRESS, "blocked");
+	pthread_sigmask(SIG_SETMASK, NULL, &now);
+	EXPECT(sigismember(&now, SIGUSR1), "the signal mask follows the user context");
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	EXPECT(pthread_equal(me, pthread_self()), "pthread_self() unchanged");
 	EXPECT(&tls_canary == where && tls_canary == 777, "__thread variable unchanged");
 	errno = 0;
