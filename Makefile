@@ -30,7 +30,7 @@ TEST_BIN := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRC))
 EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 
 .PHONY: all deps test-deps check test model check-asan check-tsan install clean bench bench-quick \
-        stress examples
+        stress examples macrobench macrobench-quick
 all: deps $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc
 
 # The libevent adapter is a library of its own, so that liblaio does not depend on libevent.
@@ -81,6 +81,7 @@ examples: $(EXAMPLES)
 
 check: test
 test: test-deps all $(TEST_BIN) $(EXAMPLES)
+	@if [ -f macrobench/Makefile ]; then $(MAKE) --no-print-directory -C macrobench all BUILD=$(abspath $(BUILD)); fi
 	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
 	@$(MAKE) --no-print-directory model
 
@@ -102,6 +103,10 @@ stress: all
 bench bench-quick: all
 	@sh scripts/deps.sh bench
 	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
+
+macrobench macrobench-quick: all
+	@sh scripts/deps.sh bench
+	$(MAKE) -C macrobench $@ BUILD=$(abspath $(BUILD))
 
 install: all $(BUILD)/liblaio_event.a
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
