@@ -171,7 +171,6 @@ static bool thread_bound(long nr)
 
 void ks_routes_fill(struct ks_vp *vp)
 {
-	bool upcall = ks_upcall_available(NULL) == 1;
 	for (long nr = 0; nr < 512; nr++) {
 		int r;
 		if (passthrough(nr))
@@ -189,7 +188,6 @@ void ks_routes_fill(struct ks_vp *vp)
 		default:
 			r = KS_ROUTE_TRAP;
 		}
-		(void)upcall;
 		vp->ks_route[nr] = (unsigned char)r;
 	}
 }

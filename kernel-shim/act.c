@@ -62,16 +62,6 @@ struct ks_act *ks_act_self_init(void)
 	return act;
 }
 
-struct ks_act *ks_act_of_tid(pid_t tid)
-{
-	pthread_mutex_lock(&pool_lock);
-	struct ks_act *a = all_acts;
-	while (a && a->ks_tid != tid)
-		a = a->ks_all_next;
-	pthread_mutex_unlock(&pool_lock);
-	return a;
-}
-
 static void spare_main(void *arg);
 
 static void *act_start(void *arg)

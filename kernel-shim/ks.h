@@ -108,7 +108,6 @@ struct ks_act *ks_act_get(void);
 void ks_act_give(struct ks_act *act, int kind, void *task);
 __attribute__((noreturn)) void ks_act_become_spare(struct ks_act *act);
 void ks_pool_prefill(int n);
-struct ks_act *ks_act_of_tid(pid_t tid);
 extern unsigned long ks_max_activations;
 void ks_act_retire(struct ks_act *act);
 void ks_acts_atfork_prepare(void);
