@@ -111,7 +111,7 @@ macrobench macrobench-quick: all
 install: all $(BUILD)/liblaio_event.a
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
-	install -m 644 laio/laio.h laio/laio_event.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 laio/laio.h laio/laio_event.h activation/sa.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/liblaio_event.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/liblaio.so $(DESTDIR)$(PREFIX)/lib/liblaio.so.0

@@ -485,6 +485,22 @@ Test(laio, poll_timeout)
 	all_detectors(timeout_body, NULL, false);
 }
 
+static void auto_body(void *arg)
+{
+	(void)arg;
+	cr_log_info("auto uses: read -> %s, recvfrom -> %s, write -> %s, nanosleep -> %s",
+		    laio_detector_name(SYS_read), laio_detector_name(SYS_recvfrom),
+		    laio_detector_name(SYS_write), laio_detector_name(SYS_nanosleep));
+	EXPECT(strcmp(laio_detector_name(SYS_read), "probe") == 0, "auto probes reads");
+	const char *lazy = laio_detector_name(SYS_nanosleep);
+	EXPECT(strcmp(lazy, "upcall") == 0 || strcmp(lazy, "watchdog") == 0, "auto: %s", lazy);
+}
+
+Test(laio, auto_picks_per_call)
+{
+	with_detector(LAIO_DETECT_AUTO, auto_body, NULL);
+}
+
 Test(laio, detector_by_environment)
 {
 	setenv("LAIO_DETECTOR", "watchdog", 1);
