@@ -1,0 +1,33 @@
+/*
+ * syscall.c - rt_syscall(): any system call from a user thread, through the trap.
+ *
+ * The running thread is the VP's sa_curthread, so if the call blocks the VP upcalls
+ * SA_BLOCKED and runs another thread (upcall.c). When the call completes, the thread's saved
+ * context is resumed with the result, possibly on another VP after a steal: sa_syscall()
+ * then returns here and sets errno in the TLS of the VP that runs it now.
+ *
+ * rt_syscall(number, ...) itself is three instructions in syscall_entry.S: on x86-64 the
+ * integer arguments of a variadic call travel exactly as those of a fixed one, so it jumps
+ * here with all six, passed or not, as glibc's syscall() does. (Reading six with va_arg when
+ * fewer were passed would be undefined, and AddressSanitizer says so.)
+ */
+#include <errno.h>
+#include <unistd.h>
+#include "rt-internal.h"
+
+long rt_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6);
+
+long rt_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	struct rt_vp *vp = rt_vp_self();
+	if (!vp || !vp->cur)
+		return syscall(number, a1, a2, a3, a4, a5, a6);
+	vp->cur->nr = number;
+	long r = sa_syscall(number, a1, a2, a3, a4, a5, a6);
+	/* if the call blocked, this thread was resumed by a switch, maybe on another VP, and
+	   the switch may have work left for finish_switch */
+	int e = errno;
+	rt_finish_switch(rt_vp_self());
+	errno = e;
+	return r;
+}
