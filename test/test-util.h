@@ -87,6 +87,12 @@ static inline int poll_n(struct laio_completion *out, int n, double secs)
 	return got;
 }
 
+/* Under a sanitizer everything is several times slower: timing margins of the suites scale. */
+static inline long slow_factor(void)
+{
+	return getenv("LAIO_SANITIZED") ? 5 : 1;
+}
+
 static inline void make_pipe(int p[2])
 {
 	cr_expect_eq(pipe2(p, O_CLOEXEC), 0);
