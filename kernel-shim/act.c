@@ -136,9 +136,13 @@ void ks_act_give(struct ks_act *act, int kind, void *task)
 		ks_futex_wake(&act->ks_wake, 1);
 }
 
+/* Make sure at least `n` spares are idle (not: n more per call; threads come and go). */
 void ks_pool_prefill(int n)
 {
-	for (int i = 0; i < n; i++) {
+	pthread_mutex_lock(&pool_lock);
+	int idle = (int)ks_stat.spares;
+	pthread_mutex_unlock(&pool_lock);
+	for (int i = idle; i < n; i++) {
 		struct ks_act *act = act_create(false);
 		if (!act)
 			return;

@@ -42,10 +42,17 @@ static bool fd_nonblocking(long fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
+/* read() checks its whole buffer range before it clamps the count to MAX_RW_COUNT; an iovec is
+ * clamped first. Past that count the two can differ (EFAULT against a short read). */
+#define KS_MAX_RW_COUNT 0x7ffff000L
+
 int ks_probe_try(long nr, const long a[6], long *raw)
 {
 	struct iovec one;
 	long r;
+
+	if ((nr == SYS_read || nr == SYS_pread64) && (unsigned long)a[2] > KS_MAX_RW_COUNT)
+		return -1;
 
 	switch (nr) {
 	case SYS_read:

@@ -158,6 +158,8 @@ int sa_release(struct sa_mailbox *mb, const struct timespec *timeout)
 		errno = EINVAL;
 		return -1;
 	}
+	if (timeout && timeout->tv_sec > (1L << 30))
+		timeout = NULL; /* over 34 years: the deadline would overflow; it means "forever" */
 	if (timeout) {
 		uint64_t t = ks_now_ns() + (uint64_t)timeout->tv_sec * 1000000000u +
 			     (uint64_t)timeout->tv_nsec;

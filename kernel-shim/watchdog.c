@@ -48,6 +48,9 @@ static bool look(void)
 		if (vp->ks_wd_mbox == m && vp->ks_wd_seen == s &&
 		    (vp->ks_wd_claimed != s || vp->ks_wd_claimed_mbox != m)) {
 			struct ks_act *spare = ks_act_get();
+			if (!spare && __atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
+				/* no activation to claim it: the call completes synchronously */
+				__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
 			if (spare) {
 				vp->ks_wd_claimed = s;
 				vp->ks_wd_claimed_mbox = m;

@@ -345,6 +345,8 @@ int laio_poll(struct laio_completion completions[], int ncompletions,
 		errno = EINVAL;
 		return -1;
 	}
+	if (timeout && timeout->tv_sec > (1L << 30))
+		timeout = NULL; /* over 34 years: the deadline would overflow; it means "forever" */
 	struct laio_state *ls = laio_state_get();
 	if (!ls) {
 		errno = ENOMEM;
