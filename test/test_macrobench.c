@@ -1,7 +1,9 @@
 /* test_macrobench.c - the macrobench web server, every architecture: exact bytes under
  * concurrent keep-alive and connection-per-request clients, and the error statuses.
  * Runs $LAIO_BUILD/macrobench/server (LAIO_BUILD defaults to "build"); builds nothing. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
