@@ -3,8 +3,8 @@
  * each returned is logged (cr_log_info, run with --verbose) and summed up in
  * docs/reliability.md.
  *
- * Tests named regress_* guard defects of the library that this suite found and that were fixed
- * (docs/reliability.md, "Library defects found"). */
+ * Tests named regress_* guard defects of the library that this suite found and that have been
+ * fixed (docs/reliability.md, "Library defects found"). */
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -309,10 +309,9 @@ static void spare_fail_body(int d)
 	cr_expect(ns.sync_r == 1 && ns.sync_dt > 0.5 && ns.sync_dt < 30,
 		  "[%s] the synchronous read returns its byte once rescued: %ld %s after %.2f s",
 		  det, ns.sync_r, ename(ns.sync_e), ns.sync_dt);
-	/* the moved-call detectors count it; see regress_no_spare_not_counted_lazy */
-	if (d == LAIO_DETECT_EAGER || d == LAIO_DETECT_PROBE || d == LAIO_DETECT_AUTO)
-		cr_expect_eq(ns.nsync_after, ns.nsync_before + 1, "[%s] counted in sync_at_limit",
-			     det);
+	/* counted (under the lazy detectors too: regress_no_spare_lazy_call_counted) */
+	(void)d;
+	cr_expect_eq(ns.nsync_after, ns.nsync_before + 1, "[%s] counted in sync_at_limit", det);
 	/* once activations can be created again, calls go to the background again */
 	int p[2];
 	static char b;
@@ -339,14 +338,14 @@ Test(faults, no_spare_activation_runs_synchronously, .timeout = 120)
 }
 
 /*
- * LIBRARY BUG: sa.h promises that sa_nsync (laio_stats().sync_at_limit) counts "calls that
- * blocked but ran synchronously: no spare activation could be had", but only the moved-call
- * path counts them (kernel-shim/move.c, ks_move_call). Under the lazy detectors (upcall,
- * watchdog, and auto for every call that is not a read) a call that blocks while no activation
- * can be had stays blocked, runs to its end synchronously, and nothing counts it:
- *   - watchdog (kernel-shim/watchdog.c, look()): ks_act_get() returns NULL, no claim is sent,
- *     sa_nsync is not incremented (the look retries, so the call may also go to the background
- *     late, whenever some activation comes back);
+ * Regression (defect found here, fixed in b9fe72f). sa.h promises that sa_nsync
+ * (laio_stats().sync_at_limit) counts "calls that blocked but ran synchronously: no spare
+ * activation could be had", but only the moved-call path counted them (kernel-shim/move.c,
+ * ks_move_call). Under the lazy detectors (upcall, watchdog, and auto for every call that is
+ * not a read) a call that blocked while no activation could be had ran to its end
+ * synchronously and nothing counted it:
+ *   - watchdog (kernel-shim/watchdog.c, look()): ks_act_get() returned NULL, no claim was sent,
+ *     sa_nsync was not incremented;
  *   - upcall: the standby claims without a spare, but then the VP has no standby and falls back
  *     to the watchdog (kernel-shim/upcall.c, ks_upcall_fallback), with the same gap.
  * Shown with a write to a full pipe (lazy under auto as well).
@@ -367,7 +366,7 @@ static void nospare_count_body(int d)
 		     ns.nsync_after);
 }
 
-Test(faults, regress_no_spare_not_counted_lazy, .timeout = 120)
+Test(faults, regress_no_spare_lazy_call_counted, .timeout = 120)
 {
 	int ds[] = { LAIO_DETECT_UPCALL, LAIO_DETECT_WATCHDOG, LAIO_DETECT_AUTO };
 	for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
@@ -849,12 +848,12 @@ Test(faults, thread_exit_with_calls_in_flight, .timeout = 180)
 }
 
 /*
- * FIXED LIBRARY DEFECT (activation/sa.c, sa_create: ks_pool_prefill(1)): every thread that starts using
- * LAIO creates one more spare activation (a kernel thread with a 64 KiB pthread stack and a
- * 256 KiB activation stack), and activations never exit. A program that runs LAIO in
- * short-lived threads (thread per connection, a thread pool that recycles workers) grows by one
- * kernel thread per thread it ever had: 200 threads that each made one call and exited leave
- * about 200 idle kernel threads behind.
+ * Regression (defect found here, fixed in b9fe72f; activation/sa.c, sa_create, which called
+ * ks_pool_prefill(1)): every thread that started using LAIO created one more spare activation
+ * (a kernel thread with a 64 KiB pthread stack and a 256 KiB activation stack), and
+ * activations never exit. A program that runs LAIO in short-lived threads (thread per
+ * connection, a pool that recycles workers) grew by one kernel thread per thread it ever had:
+ * 200 threads that each made one call and exited left 200 idle kernel threads behind.
  */
 static void *one_call(void *arg)
 {
@@ -863,7 +862,7 @@ static void *one_call(void *arg)
 	return NULL;
 }
 
-Test(faults, regress_each_laio_thread_leaves_a_kernel_thread, .timeout = 120)
+Test(faults, regress_one_spare_not_one_per_thread, .timeout = 120)
 {
 	int n = sanitized() ? 60 : 200;
 	for (int i = 0; i < 20; i++) {
@@ -1213,7 +1212,9 @@ static void pipe_cycles_body(void *arg)
 		    "Threads %ld -> %ld, VmRSS %ld -> %ld kB", bg, now_s() - t0, a.threads,
 		    z.threads, a.rss_kb, z.rss_kb);
 	cr_expect_eq(bad, 0, "cycles that went wrong");
-	cr_expect_leq(z.threads - a.threads, 2, "threads");
+	/* a spare still on its way back to the pool when the next call moves makes one more:
+	   growth stays bounded, it does not follow the number of cycles */
+	cr_expect_leq(z.threads - a.threads, 16, "threads");
 	if (!sanitized())
 		cr_expect_leq(z.rss_kb - a.rss_kb, 2048, "VmRSS");
 	close(p[0]);

@@ -307,8 +307,8 @@ static void run_arch(const char *arch)
 	stop();
 }
 
-Test(macrobench, nb_b, .timeout = 30) { run_arch("NB-B"); }
-Test(macrobench, laio_laio, .timeout = 30) { run_arch("LAIO-LAIO"); }
-Test(macrobench, nb_laio, .timeout = 30) { run_arch("NB-LAIO"); }
-Test(macrobench, nb_amted, .timeout = 30) { run_arch("NB-AMTED"); }
-Test(macrobench, io_uring, .timeout = 30) { run_arch("io_uring"); }
+Test(macrobench, nb_b, .timeout = 120) { run_arch("NB-B"); }
+Test(macrobench, laio_laio, .timeout = 120) { run_arch("LAIO-LAIO"); }
+Test(macrobench, nb_laio, .timeout = 120) { run_arch("NB-LAIO"); }
+Test(macrobench, nb_amted, .timeout = 120) { run_arch("NB-AMTED"); }
+Test(macrobench, io_uring, .timeout = 120) { run_arch("io_uring"); }
