@@ -12,6 +12,7 @@ test|bench)
 	have_hdr criterion/criterion.h || need="$need libcriterion-dev"
 	command -v spin >/dev/null 2>&1 || need="$need spin"
 	have_hdr event2/event.h || need="$need libevent-dev"
+	have_hdr liburing.h || need="$need liburing-dev"   # the web server of make test
 	;;
 esac
 case "${1:-build}" in
