@@ -19,6 +19,7 @@ case "${1:-build}" in
 bench)
 	have_hdr liburing.h || need="$need liburing-dev"
 	command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox"
+	command -v wrk >/dev/null 2>&1 || need="$need wrk"
 	;;
 esac
 [ -z "$need" ] && exit 0
