@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test-util.h"
 
 #define NFILES 24
 static const long sizes[NFILES] = { 0, 1, 100, 1000, 4095, 4096, 4097, 8192, 20000, 65535, 65536, 65537,
