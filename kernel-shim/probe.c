@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <limits.h>
 #include "ks.h"
 
 #ifndef RWF_NOWAIT
@@ -42,28 +43,39 @@ static bool fd_nonblocking(long fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* read() checks its whole buffer range before it clamps the count to MAX_RW_COUNT; an iovec is
- * clamped first. Past that count the two can differ (EFAULT against a short read). */
-#define KS_MAX_RW_COUNT 0x7ffff000L
+/*
+ * read(fd, buf, count) checks the whole range [buf, buf + count) first and then clamps the count
+ * to MAX_RW_COUNT; preadv2 with one iovec clamps first and checks only the clamped range, so past
+ * that count the two can differ (a short read against EFAULT). With two iovecs the kernel checks
+ * each one whole before it clamps, as read() does; the second is empty. An iov_len over SSIZE_MAX
+ * would be EINVAL, so it is cut to SSIZE_MAX, which fails the range check just as read()'s count
+ * does (no user range is that long).
+ */
+#define KS_MAX_RW_COUNT 0x7ffff000UL
+
+static long nowait_read_one(long fd, long buf, unsigned long count, long off)
+{
+	struct iovec iov[2] = { { (void *)buf, count }, { NULL, 0 } };
+
+	if (count <= KS_MAX_RW_COUNT)
+		return nowait_read(fd, iov, 1, off);
+	if (count > (unsigned long)SSIZE_MAX)
+		iov[0].iov_len = SSIZE_MAX;
+	return nowait_read(fd, iov, 2, off);
+}
 
 int ks_probe_try(long nr, const long a[6], long *raw)
 {
-	struct iovec one;
 	long r;
-
-	if ((nr == SYS_read || nr == SYS_pread64) && (unsigned long)a[2] > KS_MAX_RW_COUNT)
-		return -1;
 
 	switch (nr) {
 	case SYS_read:
-		one = (struct iovec){ (void *)a[1], (size_t)a[2] };
-		r = nowait_read(a[0], &one, 1, -1);
+		r = nowait_read_one(a[0], a[1], (unsigned long)a[2], -1);
 		break;
 	case SYS_pread64:
 		if (a[3] < 0)
 			return -1; /* pread's EINVAL; preadv2 would read at the file position */
-		one = (struct iovec){ (void *)a[1], (size_t)a[2] };
-		r = nowait_read(a[0], &one, 1, a[3]);
+		r = nowait_read_one(a[0], a[1], (unsigned long)a[2], a[3]);
 		break;
 	case SYS_readv:
 		r = nowait_read(a[0], (const struct iovec *)a[1], a[2], -1);

@@ -262,24 +262,18 @@ struct laio_state *laio_state_get(void)
 
 /* ---- the API ---- */
 
-long laio_syscall(long number, ...)
+/* laio_syscall() (entry.S) jumps here with its arguments in place. */
+long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
 {
-	va_list ap;
-	long a[6];
-	va_start(ap, number);
-	for (int i = 0; i < 6; i++)
-		a[i] = va_arg(ap, long);
-	va_end(ap);
-
 	struct laio_state *ls = laio_state_get();
 	if (__builtin_expect(!ls, 0))
-		return syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+		return syscall(number, a0, a1, a2, a3, a4, a5);
 	ls->st.calls++;
 	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
 	ls->current_handle->tm.tm_nr = number;
 	/* upcalls on (detectors read sa_curthread from other threads: atomic, a plain mov) */
 	__atomic_store_n(&ls->mb.sa_curthread, &ls->current_handle->tm, __ATOMIC_RELEASE);
-	long r = sa_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
 	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED); /* upcalls off */
 	return r;
 }

@@ -474,6 +474,43 @@ Test(badinput, regress_probe_huge_count_is_efault)
 	with_detector(LAIO_DETECT_AUTO, run_body, &r);
 }
 
+/*
+ * Regression: a read whose count is over MAX_RW_COUNT (2 GiB - 4 KiB) but whose buffer range is
+ * valid must go to the background when it blocks, as it does for read() (which checks the range,
+ * then clamps the count and waits). The fix above first declined to probe such reads, and under
+ * the probe detector a declined read runs synchronously; the probe now passes two iovecs so that
+ * the kernel checks the whole range before it clamps (kernel-shim/probe.c).
+ * Found by the fuzzer (test/fuzz): read(pipe, NULL, 0xbfbfbfbf) under probe hung the input.
+ */
+static void probe_big_body(int d)
+{
+	(void)d;
+	int p[2];
+	make_pipe(p);
+	size_t big = 3UL << 30; /* a valid 3 GiB buffer: reserved, never touched but for 3 bytes */
+	char *buf = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_NORESERVE, -1, 0);
+	cr_assert_neq(buf, MAP_FAILED);
+	struct res got;
+	cr_expect(compare("read(empty pipe, 3 GiB buffer, count 3 GiB)", p, "", true, SYS_read,
+			  p[0], (long)buf, (long)big, 0, &got), "[%s] result differs from syscall()",
+		  det);
+	cr_expect(got.bg, "[%s] read(empty pipe, buf, 3 GiB) blocked the thread (%ld after the "
+		  "data came) instead of going to the background: read() blocks there too", det,
+		  got.r);
+	munmap(buf, big);
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(badinput, regress_probe_read_over_2gib_goes_to_background)
+{
+	struct run r = { probe_big_body, LAIO_DETECT_PROBE };
+	with_detector(LAIO_DETECT_PROBE, run_body, &r);
+	r.d = LAIO_DETECT_AUTO;
+	with_detector(LAIO_DETECT_AUTO, run_body, &r);
+}
+
 /* ---- 5. invalid timespecs for nanosleep: EINVAL ---- */
 
 static void timespec_body(int d)

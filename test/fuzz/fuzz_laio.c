@@ -195,6 +195,14 @@ static void take_completions(struct fuzz *f, struct laio_completion *c, int n)
 		CHECK(k != NULL, "completion for %p, which is not in flight (%s)", c[i].laio_handle,
 		      was_seen(f, c[i].laio_handle) ? "reported before" : "unknown");
 		check_result(f, k, c[i].laio_return_value, c[i].laio_errno);
+		if (k->kind == K_CLOSE && c[i].laio_return_value == -1 &&
+		    c[i].laio_errno == ECANCELED) {
+			/* cancelled before it ran: the descriptor is still open (the harness must
+			   still feed it or close it, or a read of its peer waits for ever) */
+			for (int j = 0; j < NFD; j++)
+				if (f->fd[j] == k->fd)
+					f->open[j] = true;
+		}
 		if (f->nseen < 256)
 			f->seen[f->nseen++] = k->h;
 		f->free_slots[f->nfree++] = k->slot;
@@ -236,7 +244,7 @@ static void op_call(struct fuzz *f, int kind)
 	long count = take(f) % 129; /* never more than the buffer */
 	void *buf = pick_buf(f, b, slot);
 	if (!buf || buf == (void *)1)
-		count = (long)take32(f); /* any count: the kernel faults first */
+		count = (long)take32(f); /* any count: the kernel faults once it copies */
 	long r;
 	errno = 0;
 	switch (kind) {

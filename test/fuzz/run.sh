@@ -4,8 +4,8 @@
 # Exit status 0 if no invariant was violated and no sanitizer fired; the input that broke it is
 # kept in BUILD_DIR/fuzz/ (crash-*, timeout-*). Inputs found to be interesting are kept in
 # BUILD_DIR/fuzz/corpus and reused by the next run.
-# test/fuzz/run.sh --varargs-repro [BUILD_DIR] - build and run varargs_repro.c (a library
-# defect: exit status 0 once it is fixed).
+# test/fuzz/run.sh --varargs-repro [BUILD_DIR] - build and run varargs_repro.c (regression of
+# a fixed defect: exit status 0 while it stays fixed).
 set -eu
 repro=0
 if [ "${1:-}" = "--varargs-repro" ]; then repro=1; shift; set -- 0 "$@"; fi
@@ -23,7 +23,7 @@ flags="-std=gnu11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -pthread -D_GNU_S
 -D_LGPL_SOURCE -D__SANITIZE_ADDRESS__ -fsanitize=address,fuzzer-no-link"
 srcs="kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/move.c \
 kernel-shim/probe.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
-kernel-shim/watchdog.c kernel-shim/trap.S activation/sa.c laio/laio.c laio/upcall_handler.c"
+kernel-shim/watchdog.c kernel-shim/trap.S activation/sa.c laio/laio.c laio/upcall_handler.c laio/entry.S"
 objs=""
 for s in $srcs; do
 	o="$out/obj/$(echo "$s" | tr / _).o"
@@ -34,7 +34,7 @@ for s in $srcs; do
 	objs="$objs $o"
 done
 if [ $repro = 1 ]; then
-	# LIBRARY BUG reproducer (test/fuzz/varargs_repro.c): fails while laio_syscall() reads
+	# regression (test/fuzz/varargs_repro.c): fails if laio_syscall() reads
 	# variadic arguments that were not passed
 	$CC $flags -I"$root/laio" -o "$out/varargs_repro" "$here/varargs_repro.c" $objs
 	ASAN_OPTIONS=detect_leaks=0 "$out/varargs_repro"

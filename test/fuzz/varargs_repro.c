@@ -1,15 +1,14 @@
 /*
- * varargs_repro.c - LIBRARY BUG reproducer (fails until laio/laio.c is fixed).
+ * varargs_repro.c - regression of a fixed defect: laio_syscall() with fewer than six arguments.
  *
- * laio_syscall(long number, ...) reads six variadic arguments with va_arg whatever the caller
- * passed (laio/laio.c, laio_syscall: `for (i = 0; i < 6; i++) a[i] = va_arg(ap, long);`).
- * Reading past the arguments passed is undefined behaviour; on x86-64 the sixth one comes from
- * the caller's stack frame. Under clang's AddressSanitizer any call with fewer than six
- * arguments, here laio_syscall(SYS_getpid), is reported as a stack-buffer-underflow when the
- * caller's frame has a redzone there. glibc's syscall() does the same reads in assembly, where
- * they are harmless; in C they are not.
+ * laio_syscall(long number, ...) once read six variadic arguments with va_arg whatever the
+ * caller passed. Reading past the arguments passed is undefined behaviour; on x86-64 the sixth
+ * comes from the caller's stack frame, and clang's AddressSanitizer reported
+ * laio_syscall(SYS_getpid) from a frame with redzones as a stack-buffer-underflow. The entry is
+ * now a jump in assembly (laio/entry.S) to a function with seven named parameters, as glibc's
+ * syscall() reads its arguments in assembly.
  *
- * Run: sh test/fuzz/run.sh --varargs-repro   (exit status 0 once fixed)
+ * Run: sh test/fuzz/run.sh --varargs-repro   (exit status 0: fixed)
  */
 #include <sys/syscall.h>
 #include <stdio.h>

@@ -9,6 +9,7 @@
  * --seconds   per detector, stop issuing calls after this long (default 0: no limit)
  * --seed      for the random mix (default 1)
  * --no-cancel no laio_cancel() calls
+ * --cancels N laio_cancel() after N calls in 64 (default 3)
  *
  * Prints one line of totals per detector. Exit status 0 if every completion was accounted for
  * exactly once and every byte balanced under every detector that can work here, 1 otherwise.
@@ -19,7 +20,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: stress [--calls N] [--threads N] [--detector auto|upcall|probe|watchdog|"
-		"eager|all] [--seconds S] [--seed N] [--no-cancel]\n");
+		"eager|all] [--seconds S] [--seed N] [--no-cancel] [--cancels N]\n");
 }
 
 int main(int argc, char **argv)
@@ -34,11 +35,12 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "seed", required_argument, NULL, 'r' },
 		{ "no-cancel", no_argument, NULL, 'n' },
+		{ "cancels", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "c:t:d:s:r:nh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:t:d:s:r:nx:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o.calls = atol(optarg);
@@ -69,6 +71,14 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			o.no_cancel = 1;
+			break;
+		case 'x':
+			o.cancel_rate = atoi(optarg);
+			if (o.cancel_rate < 0 || o.cancel_rate > 56) {
+				fprintf(stderr, "stress: --cancels takes 0..56\n");
+				return 2;
+			}
+			o.no_cancel = o.cancel_rate == 0;
 			break;
 		case 'h':
 			usage(stdout);

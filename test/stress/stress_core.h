@@ -15,9 +15,9 @@
  *   - a sink pipe the worker writes to through LAIO, drained by the feeder (writes block when
  *     the feeder falls behind);
  *   - short nanosleeps (10-200 us) and getpid();
- *   - laio_cancel() of a random call in flight: its completion must then be EINTR or
- *     ECANCELED, or its real result if it finished first; a call that was not cancelled must
- *     never report EINTR or ECANCELED.
+ *   - laio_cancel() of a random call in flight (after 3 calls in 64): its completion must be
+ *     EINTR or ECANCELED, or its real result if it finished first; a call that was not
+ *     cancelled must never report EINTR or ECANCELED.
  * The handles in flight are kept in a set (at most STRESS_CAP): a completion for a handle not in
  * it (unknown, or reported twice) is an error, and so is a handle still in it at the end. Bytes balance per
  * channel: fed = read + left over at the end.
@@ -55,6 +55,7 @@ struct stress_opts {
 	unsigned seed;
 	int max_errors_shown;
 	int no_cancel;   /* no laio_cancel() (to tell a cancel problem from others) */
+	int cancel_rate; /* laio_cancel() after this many calls in 64 (0: the default, 3) */
 };
 
 struct stress_totals {
@@ -183,24 +184,27 @@ static void stress_result(struct stress_worker *w, int op, int chan, long count,
 			  long r, int e, bool background)
 {
 	bool cancel_result = r == -1 && (e == EINTR || e == ECANCELED);
+	const char *how = background ? cancelled ? " (background, cancelled)" : " (background)"
+				      : " (synchronous)";
 	if (cancel_result) {
 		if (!cancelled)
-			stress_error(w, "op %d reported %s without a cancel", op, strerror(e));
+			stress_error(w, "op %d reported %s without a cancel%s", op, strerror(e), how);
 		w->t.cancelled_results++;
 		return;
 	}
 	switch (op) {
 	case OP_GETPID:
 		if (r != getpid())
-			stress_error(w, "getpid: %ld (errno %d)", r, e);
+			stress_error(w, "getpid: %ld (errno %d)%s", r, e, how);
 		break;
 	case OP_SLEEP:
 		if (r != 0)
-			stress_error(w, "nanosleep: %ld (errno %d)", r, e);
+			stress_error(w, "nanosleep: %ld (errno %d)%s", r, e, how);
 		break;
 	case OP_READ_FULL:
 		if (r < 1 || r > count)
-			stress_error(w, "read of the full pipe: %ld (errno %d), asked %ld", r, e, count);
+			stress_error(w, "read of the full pipe: %ld (errno %d), asked %ld%s", r, e, count,
+				     how);
 		else
 			w->full_read += r;
 		break;
@@ -208,14 +212,14 @@ static void stress_result(struct stress_worker *w, int op, int chan, long count,
 	case OP_RECV_SRC:
 		if (r < 1 || r > count)
 			stress_error(w, "%s of source %d: %ld (errno %d), asked %ld%s",
-				     op == OP_READ_SRC ? "read" : "recv", chan, r, e, count,
-				     background ? " (background)" : "");
+				     op == OP_READ_SRC ? "read" : "recv", chan, r, e, count, how);
 		else
 			w->src_read[chan] += r;
 		break;
 	case OP_WRITE_SINK:
 		if (r < 1 || r > count)
-			stress_error(w, "write to the sink: %ld (errno %d), asked %ld", r, e, count);
+			stress_error(w, "write to the sink: %ld (errno %d), asked %ld%s", r, e, count,
+				     how);
 		else
 			w->sink_written += r;
 		break;
@@ -392,9 +396,10 @@ static void *stress_worker_main(void *arg)
 			stress_poll(w, &tenth);
 		stress_one(w);
 		uint64_t x = stress_rand(&w->rng) % 64;
-		if (x < 3 && !w->o->no_cancel)
+		uint64_t rate = w->o->no_cancel ? 0 : w->o->cancel_rate ? (uint64_t)w->o->cancel_rate : 3;
+		if (x < rate)
 			stress_cancel_one(w);
-		else if (x < 11 && w->in_flight > 0)
+		else if (x < rate + 8 && w->in_flight > 0)
 			stress_poll(w, &zero);
 	}
 	/* drain: everything in flight completes (the feeder keeps feeding) */
