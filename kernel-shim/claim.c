@@ -119,7 +119,10 @@ static void cancel_handler(int sig, siginfo_t *si, void *ucv)
 	(void)si;
 	if (ip >= (uintptr_t)ks_cancel_window_start && ip < (uintptr_t)ks_cancel_window_end)
 		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)ks_cancel_out;
-	else if (ip >= (uintptr_t)ks_trap_window_start && ip < (uintptr_t)ks_trap_window_end)
+	else if (ip >= (uintptr_t)ks_trap_window_start && ip < (uintptr_t)ks_trap_window_end &&
+		 __atomic_load_n(&((struct sa_thr_mailbox *)uc->uc_mcontext.gregs[REG_R13])->tm_cstate,
+				 __ATOMIC_ACQUIRE) >= SA_CALL_CANCELLING)
+		/* in the trap window r13 is the call's mailbox: only a cancelled call is stopped */
 		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)ks_trap_eintr;
 }
 

@@ -39,8 +39,12 @@ ks_trap:
 	movq	8(%rsp), %r15			/* a6 */
 	movq	%r10, %r13			/* r13 = m */
 	movq	%r11, %r14			/* r14 = vp */
+	/* Leave the user's stack before T1: once tm_sys is odd a claimer may win and resume the
+	   user's context on that stack, so nothing of this activation may live there any more,
+	   not even a signal frame. */
 	movq	VP_KSTACK(%r11), %rbp		/* rbp = this activation's own stack (stable: no
 						   claim can succeed before T1) */
+	movq	%rbp, %rsp
 	/* T1: IN_SYSCALL(s). A plain store is a release store on x86. */
 	movq	TM_SYS(%r13), %r12
 	incq	%r12				/* r12 = s (odd) */
@@ -49,11 +53,14 @@ ks_trap:
 	   plain load after T1 is enough here. */
 	cmpl	$0, ks_wd_asleep(%rip)
 	jne	.Lkick
+.Lenter:
+	/* T2: enter the kernel, unless the call was cancelled already (the cancel signal came
+	   before this point, while the watchdog was being woken, say) */
+	cmpl	$SA_CALL_CANCELLING_V, TM_CSTATE(%r13)
+	jae	ks_trap_eintr
 	.globl	ks_trap_window_start
 	.hidden	ks_trap_window_start
 ks_trap_window_start:			/* from here to the syscall, a cancel becomes EINTR */
-	/* T2: switch to the activation's own stack and enter the kernel */
-	movq	%rbp, %rsp
 	movq	%rdi, %rax
 	movq	%rsi, %rdi
 	movq	%rdx, %rsi
@@ -136,7 +143,7 @@ ks_trap_window_end:
 	popq	%rdx
 	popq	%rsi
 	popq	%rdi
-	jmp	ks_trap_window_start
+	jmp	.Lenter
 
 	/* A cancel signal arrived between T1 and the system call: the call did not run. */
 	.globl	ks_trap_eintr
