@@ -61,8 +61,12 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 		KS_COUNT(claims_lost);
 		return false;
 	}
-	/* C4: the VP is ours. Wear the user's TLS before the blocked runner may take ours. */
+	/* C4: the VP is ours. First the user's signal mask, read from the blocked runner while it
+	   cannot change it: until the verdict below it is in the kernel or waits for the verdict,
+	   and after it, it puts on the spares' mask (ks_after_lost). */
 	struct ks_act *blocked = vp->ks_runner;
+	ks_thread_sigmask(blocked->ks_tid, &vp->ks_sigmask);
+	/* Wear the user's TLS before the blocked runner may take ours. */
 	m->tm_swapfs = self->ks_fs;
 	m->tm_act = blocked;
 	__atomic_store_n(&m->tm_cstate, SA_CALL_RUNNING, __ATOMIC_RELAXED);
@@ -82,7 +86,6 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	   and the VP cannot be destroyed but by its owner */
 	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
 	/* C5: the rest of the thread's identity, then the upcall */
-	ks_thread_sigmask(blocked->ks_tid, &vp->ks_sigmask); /* the user's mask as it is now */
 	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);

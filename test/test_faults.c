@@ -656,6 +656,85 @@ Test(faults, signal_mask_follows_the_flow)
 	every_detector(mask_body);
 }
 
+/*
+ * Regression: the claimer read the user's mask from the blocked runner after the verdict, and a
+ * call that ended during the claim had already put on the spares' mask (every signal blocked):
+ * the VP's flow then ran with every signal blocked for good, and a server that waited for
+ * SIGTERM never stopped. Here calls block and end at once, over and over (a feeder writes a
+ * byte right after each read starts); SIGTERM, open at the start, must stay open.
+ */
+struct feeder {
+	int fd;
+	int stop;
+	int *turn;
+};
+
+static void *feed_on_turn(void *arg)
+{
+	struct feeder *f = arg;
+	int seen = 0;
+	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+		int t = __atomic_load_n(f->turn, __ATOMIC_ACQUIRE);
+		if (t == seen)
+			continue; /* spin: the byte must follow the read within microseconds */
+		seen = t;
+		double until = now_s() + (double)((t * 37) % 150) * 1e-6;
+		while (now_s() < until)
+			; /* 0-150 us: the byte lands anywhere in the block, the claim and the upcall */
+		if (write(f->fd, "x", 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+static bool term_open(void)
+{
+	sigset_t cur;
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	return sigismember(&cur, SIGTERM) == 0;
+}
+
+static void quick_end_body(int d)
+{
+	(void)d;
+	int p[2], turn = 0;
+	make_pipe(p);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	struct feeder f = { p[1], 0, &turn };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, feed_on_turn, &f), 0);
+	int calls = 2000 / slow_factor(), bg = 0, closed = 0;
+	char b;
+	for (int i = 1; i <= calls && !closed; i++) {
+		__atomic_store_n(&turn, i, __ATOMIC_RELEASE);
+		errno = 0;
+		long r = laio_syscall(SYS_read, p[0], &b, 1);
+		if (r == -1 && errno == EINPROGRESS) {
+			bg++;
+			struct laio_completion c;
+			cr_assert_eq(poll_n(&c, 1, 10), 1, "[%s] completion", det);
+		}
+		if (!term_open())
+			closed = i;
+	}
+	__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	cr_log_info("[%s] %d reads, %d in the background; SIGTERM %s", det, calls, bg,
+		    closed ? "BLOCKED" : "open throughout");
+	cr_expect(!closed, "[%s] the flow's signal mask was lost at call %d (%d in the background)",
+		  det, closed, bg);
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(faults, regress_mask_kept_when_call_ends_during_claim, .timeout = 120)
+{
+	every_detector(quick_end_body);
+}
+
 /* The rule in practice: SIGUSR2 blocked everywhere, taken through a signalfd read with
  * laio_syscall: it goes to the background while no signal is pending and completes when one
  * arrives; with a signal already pending it completes at once. */
