@@ -66,6 +66,9 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	   and after it, it puts on the spares' mask (ks_after_lost). */
 	struct ks_act *blocked = vp->ks_runner;
 	ks_thread_sigmask(blocked->ks_tid, &vp->ks_sigmask);
+	/* Likewise its context-switch event: once it is a spare it may run another VP and arm
+	   one again. A blocked activation keeps no descriptor. */
+	ks_upcall_release(blocked);
 	/* Wear the user's TLS before the blocked runner may take ours. */
 	m->tm_swapfs = self->ks_fs;
 	m->tm_act = blocked;
@@ -89,7 +92,6 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);
-	ks_upcall_release(blocked); /* a blocked activation keeps no descriptor */
 	if ((vp->ks_detector == SA_DETECT_UPCALL || vp->ks_detector == SA_DETECT_AUTO) &&
 	    ks_upcall_available(NULL) == 1 && ks_upcall_arm(vp, self) < 0)
 		ks_upcall_fallback(vp);

@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include "test-util.h"
 
 static __thread int tls_canary = 12345;
@@ -352,18 +353,37 @@ static void fd_body(void *arg)
 	EXPECT(fd >= 0, "laio_fd");
 	EXPECT(laio_fd() == fd, "one descriptor per thread");
 	EXPECT(!readable(fd), "nothing waits yet");
-	struct timespec ts = { 0, 30 * 1000 * 1000 * slow_factor() };
-	EXPECT(laio_syscall(SYS_nanosleep, &ts, NULL) == -1 && errno == EINPROGRESS, "bg 1");
-	EXPECT(laio_syscall(SYS_nanosleep, &ts, NULL) == -1 && errno == EINPROGRESS, "bg 2");
+	int p[2], q[2];
+	char b1, b2;
+	make_pipe(p);
+	make_pipe(q);
+	/* reads of empty pipes: they run until this thread writes, however slow the machine */
+	EXPECT(laio_syscall(SYS_read, p[0], &b1, 1) == -1 && errno == EINPROGRESS, "bg 1");
+	EXPECT(laio_syscall(SYS_read, q[0], &b2, 1) == -1 && errno == EINPROGRESS, "bg 2");
 	EXPECT(!readable(fd), "not readable while the calls run");
-	struct pollfd p = { fd, POLLIN, 0 };
-	EXPECT(poll(&p, 1, 5000) == 1, "readable once a call completes");
+	EXPECT(write(p[1], "a", 1) == 1 && write(q[1], "b", 1) == 1, "feed both");
+	struct pollfd pf = { fd, POLLIN, 0 };
+	EXPECT(poll(&pf, 1, 5000) == 1, "readable once a call completes");
+	/* both bytes taken: the second completion is on its way; give it ample time to land */
+	int left = 1;
+	for (int i = 0; i < 5000 && left; i++) {
+		int a = 0, b = 0;
+		ioctl(p[0], FIONREAD, &a);
+		ioctl(q[0], FIONREAD, &b);
+		left = a + b;
+		if (left)
+			usleep(1000);
+	}
 	usleep((useconds_t)(100 * 1000 * slow_factor()));
 	struct laio_completion c;
 	EXPECT(laio_poll(&c, 1, NULL) == 1, "first");
 	EXPECT(readable(fd), "still readable: one more waits");
 	EXPECT(laio_poll(&c, 1, NULL) == 1, "second");
 	EXPECT(!readable(fd), "not readable once drained");
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
 }
 
 Test(laio, laio_fd_readable_while_completions_wait)
