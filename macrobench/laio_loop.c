@@ -253,11 +253,15 @@ int loop_laio(int listen_fd)
 	post_accept();
 	struct laio_completion comp[64];
 	while (!stopping) {
-		while (ready_head) {
-			struct conn *c = ready_head;
-			ready_head = c->next_ready;
-			if (!ready_head)
-				ready_tail = NULL;
+		/* Serve the connections that are ready now, then the completions. A connection whose
+		   next request is already there is served synchronously and is ready again at once:
+		   served until the list empties, a few such connections would keep every background
+		   call's completion (and every new connection) waiting. */
+		struct conn *batch = ready_head;
+		ready_head = ready_tail = NULL;
+		while (batch) {
+			struct conn *c = batch;
+			batch = c->next_ready;
 			c->state = C_READ_REQ;
 			post_recv(c);
 		}
