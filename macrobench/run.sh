@@ -29,6 +29,8 @@ CG=/sys/fs/cgroup/memory/laio-macrobench
 BIO=/sys/fs/cgroup/blkio/laio-macrobench
 if [ $ROOT = 1 ]; then
 	mkdir -p $CG && echo "$MEM_LIMIT" > $CG/memory.limit_in_bytes
+	# a throttle left by an earlier run with READ_IOPS set would still hold the server back
+	[ -d $BIO ] && [ "$READ_IOPS" -eq 0 ] && rmdir $BIO 2>/dev/null
 	if [ "$READ_IOPS" -gt 0 ]; then
 		mkdir -p $BIO
 		dev=$(lsblk -no MAJ:MIN "$(df --output=source "$BUILD" | tail -1)" 2>/dev/null | head -1 | tr -d ' ')
@@ -57,7 +59,7 @@ for set in $SETS; do
 		log=$OUT/server-$set-$arch.log
 		if [ $set = berkeley ]; then
 			sync; echo 1 > /proc/sys/vm/drop_caches      # cold
-			sh -c "echo \$\$ > $CG/cgroup.procs; [ -d $BIO ] && echo \$\$ > $BIO/cgroup.procs; exec $SERVER --root $DIR --arch $arch" > "$log" 2>&1 &
+			sh -c "echo \$\$ > $CG/cgroup.procs; [ $READ_IOPS -gt 0 ] && echo \$\$ > $BIO/cgroup.procs; exec $SERVER --root $DIR --arch $arch" > "$log" 2>&1 &
 		else
 			cat "$DIR"/d*/* > /dev/null                     # warm
 			"$SERVER" --root "$DIR" --arch "$arch" > "$log" 2>&1 &
