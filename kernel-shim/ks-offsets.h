@@ -1,4 +1,5 @@
-/* Offsets shared by trap.S and the C structures (checked by _Static_assert in vp.c). */
+/* Offsets shared by trap.S, runtime/switch.S and the C structures (checked by _Static_assert in
+ * vp.c), and the context save/resume sequences of both assembly files. */
 #ifndef KS_OFFSETS_H
 #define KS_OFFSETS_H
 #define CTX_RBX 0
@@ -24,4 +25,39 @@
 #define SA_CALL_CANCELLING_V 4
 #define SA_CALL_CANCELLED_V 5
 #define EINTR_V 4
+
+#ifdef __ASSEMBLER__
+/* Save, in the sa_context at \ctx, the context of the current function's caller as it will be
+ * once this function returns: callee-saved registers, the return address, the stack above it,
+ * MXCSR and the x87 control word. Clobbers %rax. */
+.macro CTX_SAVE_CALLER ctx
+	movq	%rbx, CTX_RBX(\ctx)
+	movq	%rbp, CTX_RBP(\ctx)
+	movq	%r12, CTX_R12(\ctx)
+	movq	%r13, CTX_R13(\ctx)
+	movq	%r14, CTX_R14(\ctx)
+	movq	%r15, CTX_R15(\ctx)
+	movq	(%rsp), %rax
+	movq	%rax, CTX_RIP(\ctx)
+	leaq	8(%rsp), %rax
+	movq	%rax, CTX_RSP(\ctx)
+	stmxcsr	CTX_MXCSR(\ctx)
+	fnstcw	CTX_FPUCW(\ctx)
+.endm
+
+/* Continue the sa_context at \ctx, which returns %rax there. \ctx must not be a register the
+ * sequence loads (%rbx, %rbp, %r12-%r15, %rsp). */
+.macro CTX_RESUME ctx
+	ldmxcsr	CTX_MXCSR(\ctx)
+	fldcw	CTX_FPUCW(\ctx)
+	movq	CTX_RBX(\ctx), %rbx
+	movq	CTX_RBP(\ctx), %rbp
+	movq	CTX_R12(\ctx), %r12
+	movq	CTX_R13(\ctx), %r13
+	movq	CTX_R14(\ctx), %r14
+	movq	CTX_R15(\ctx), %r15
+	movq	CTX_RSP(\ctx), %rsp
+	jmpq	*CTX_RIP(\ctx)
+.endm
+#endif
 #endif

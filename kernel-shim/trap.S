@@ -24,18 +24,7 @@ ks_trap:
 	movq	SA_CURTHREAD(%rax), %r10	/* m */
 	movq	SA_VP(%rax), %r11		/* vp */
 	/* T0: the caller's context, resumable by another activation */
-	movq	%rbx, CTX_RBX(%r10)
-	movq	%rbp, CTX_RBP(%r10)
-	movq	%r12, CTX_R12(%r10)
-	movq	%r13, CTX_R13(%r10)
-	movq	%r14, CTX_R14(%r10)
-	movq	%r15, CTX_R15(%r10)
-	movq	(%rsp), %rax
-	movq	%rax, CTX_RIP(%r10)
-	leaq	8(%rsp), %rax
-	movq	%rax, CTX_RSP(%r10)
-	stmxcsr	CTX_MXCSR(%r10)
-	fnstcw	CTX_FPUCW(%r10)
+	CTX_SAVE_CALLER %r10
 	movq	8(%rsp), %r15			/* a6 */
 	movq	%r10, %r13			/* r13 = m */
 	movq	%r11, %r14			/* r14 = vp */
@@ -181,18 +170,7 @@ ks_wrfs:
 	.type	ks_save_and_run, @function
 ks_save_and_run:
 	.cfi_startproc
-	movq	%rbx, CTX_RBX(%rdi)
-	movq	%rbp, CTX_RBP(%rdi)
-	movq	%r12, CTX_R12(%rdi)
-	movq	%r13, CTX_R13(%rdi)
-	movq	%r14, CTX_R14(%rdi)
-	movq	%r15, CTX_R15(%rdi)
-	movq	(%rsp), %rax
-	movq	%rax, CTX_RIP(%rdi)
-	leaq	8(%rsp), %rax
-	movq	%rax, CTX_RSP(%rdi)
-	stmxcsr	CTX_MXCSR(%rdi)
-	fnstcw	CTX_FPUCW(%rdi)
+	CTX_SAVE_CALLER %rdi
 	movq	%rcx, %rsp
 	movq	%rdx, %rdi
 	call	*%rsi
@@ -207,17 +185,8 @@ ks_save_and_run:
 	.type	ks_resume, @function
 ks_resume:
 	.cfi_startproc
-	ldmxcsr	CTX_MXCSR(%rdi)
-	fldcw	CTX_FPUCW(%rdi)
-	movq	CTX_RBX(%rdi), %rbx
-	movq	CTX_RBP(%rdi), %rbp
-	movq	CTX_R12(%rdi), %r12
-	movq	CTX_R13(%rdi), %r13
-	movq	CTX_R14(%rdi), %r14
-	movq	CTX_R15(%rdi), %r15
-	movq	CTX_RSP(%rdi), %rsp
 	movq	%rsi, %rax
-	jmp	*CTX_RIP(%rdi)
+	CTX_RESUME %rdi
 	.cfi_endproc
 	.size	ks_resume, .-ks_resume
 

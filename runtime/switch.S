@@ -8,16 +8,7 @@
  * to the compiler need not save it. The layout is the one the shim's trap saves, so a thread
  * that blocked in a system call and one that yielded are resumed the same way.
  */
-#define CTX_RBX 0
-#define CTX_RBP 8
-#define CTX_R12 16
-#define CTX_R13 24
-#define CTX_R14 32
-#define CTX_R15 40
-#define CTX_RSP 48
-#define CTX_RIP 56
-#define CTX_MXCSR 64
-#define CTX_FPUCW 68
+#include "../kernel-shim/ks-offsets.h"
 
 	.text
 
@@ -29,31 +20,11 @@
 	.type	rt_ctx_switch, @function
 rt_ctx_switch:
 	.cfi_startproc
-	movq	%rbx, CTX_RBX(%rdi)
-	movq	%rbp, CTX_RBP(%rdi)
-	movq	%r12, CTX_R12(%rdi)
-	movq	%r13, CTX_R13(%rdi)
-	movq	%r14, CTX_R14(%rdi)
-	movq	%r15, CTX_R15(%rdi)
-	movq	(%rsp), %rax			/* resume at our return address ... */
-	movq	%rax, CTX_RIP(%rdi)
-	leaq	8(%rsp), %rax			/* ... with the stack as after a return */
-	movq	%rax, CTX_RSP(%rdi)
-	stmxcsr	CTX_MXCSR(%rdi)
-	fnstcw	CTX_FPUCW(%rdi)
+	CTX_SAVE_CALLER %rdi
 	/* `save` is complete. It is published (put on a run queue, a lock released) only by the
 	   code that runs next, after this switch: see finish_switch() in sched.c. */
-	ldmxcsr	CTX_MXCSR(%rsi)
-	fldcw	CTX_FPUCW(%rsi)
-	movq	CTX_RBX(%rsi), %rbx
-	movq	CTX_RBP(%rsi), %rbp
-	movq	CTX_R12(%rsi), %r12
-	movq	CTX_R13(%rsi), %r13
-	movq	CTX_R14(%rsi), %r14
-	movq	CTX_R15(%rsi), %r15
-	movq	CTX_RSP(%rsi), %rsp
 	movq	%rdx, %rax
-	jmpq	*CTX_RIP(%rsi)
+	CTX_RESUME %rsi
 	.cfi_endproc
 	.size	rt_ctx_switch, .-rt_ctx_switch
 
@@ -67,18 +38,7 @@ rt_ctx_switch:
 	.type	rt_ctx_start, @function
 rt_ctx_start:
 	.cfi_startproc
-	movq	%rbx, CTX_RBX(%rdi)
-	movq	%rbp, CTX_RBP(%rdi)
-	movq	%r12, CTX_R12(%rdi)
-	movq	%r13, CTX_R13(%rdi)
-	movq	%r14, CTX_R14(%rdi)
-	movq	%r15, CTX_R15(%rdi)
-	movq	(%rsp), %rax
-	movq	%rax, CTX_RIP(%rdi)
-	leaq	8(%rsp), %rax
-	movq	%rax, CTX_RSP(%rdi)
-	stmxcsr	CTX_MXCSR(%rdi)
-	fnstcw	CTX_FPUCW(%rdi)
+	CTX_SAVE_CALLER %rdi
 	movq	%rcx, %rsp
 	movq	%rdx, %rdi
 	call	*%rsi
