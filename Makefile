@@ -15,7 +15,7 @@ CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -fPIC -pthread -D_GNU_SOURCE -D_LG
 LDLIBS  += -pthread
 VERSION := 0.1.0
 
-SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/move.c \
+SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
             kernel-shim/probe.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
             kernel-shim/watchdog.c kernel-shim/trap.S
 SA_SRC   := activation/sa.c

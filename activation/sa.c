@@ -33,6 +33,7 @@ static void atfork_child(void)
 {
 	ks_acts_atfork_child();
 	ks_watchdog_atfork_child();
+	ks_idle_atfork_child();
 	pthread_mutex_init(&ks_vps_lock, NULL);
 	for (struct ks_vp *vp = ks_all_vps; vp; vp = vp->ks_all_next) {
 		if (vp->ks_mbox != ks_self_mb) {
@@ -45,6 +46,9 @@ static void atfork_child(void)
 			close(act->ks_perf_fd); /* it watches the parent's thread */
 		act->ks_perf_fd = -1;
 		vp->ks_standby = NULL;
+		vp->ks_idle_sb = NULL;
+		vp->ks_sb_cpu1 = 0;
+		vp->ks_refs = 0; /* whoever held one is a thread of the parent */
 		vp->ks_parked = 0;
 		vp->ks_claiming = 0;
 		vp->ks_rearm = 1;
@@ -73,6 +77,7 @@ void sa_destroy(struct sa_mailbox *mb)
 		}
 	pthread_mutex_unlock(&ks_vps_lock);
 	vp->ks_dead = 1;
+	ks_idle_disarm(vp);
 	if (vp->ks_standby) { /* back to the pool at its next notice */
 		struct ks_act *sb = vp->ks_standby;
 		vp->ks_standby = NULL;
@@ -171,25 +176,35 @@ static bool thread_bound(long nr)
 
 void ks_routes_fill(struct ks_vp *vp)
 {
+	/* auto: where the idle standby works, every call takes the trap (a plain read costs less
+	   than its non-blocking probe, and the call keeps its thread); else the probe where a call
+	   has a non-blocking form */
+	bool auto_probe = vp->ks_detector == SA_DETECT_AUTO && vp->ks_lazy != SA_DETECT_IDLE;
 	for (long nr = 0; nr < 512; nr++) {
 		int r;
 		if (passthrough(nr))
 			r = KS_ROUTE_DIRECT;
-		else switch (vp->ks_detector) {
-		case SA_DETECT_PROBE:
+		else if (vp->ks_detector == SA_DETECT_PROBE)
 			r = ks_probe_applies(nr) ? KS_ROUTE_PROBE : KS_ROUTE_DIRECT;
-			break;
-		case SA_DETECT_EAGER:
+		else if (vp->ks_detector == SA_DETECT_EAGER)
 			r = thread_bound(nr) ? KS_ROUTE_DIRECT : KS_ROUTE_MOVE;
-			break;
-		case SA_DETECT_AUTO:
-			r = ks_probe_applies(nr) ? KS_ROUTE_PROBE : KS_ROUTE_TRAP;
-			break;
-		default:
+		else if (auto_probe && ks_probe_applies(nr))
+			r = KS_ROUTE_PROBE;
+		else
 			r = KS_ROUTE_TRAP;
-		}
 		vp->ks_route[nr] = (unsigned char)r;
 	}
+}
+
+/* The detector that watches trapped calls: auto takes the best that works here. */
+static int lazy_detector(int d)
+{
+	if (d == SA_DETECT_AUTO) {
+		if (ks_idle_available(NULL))
+			return SA_DETECT_IDLE;
+		return ks_upcall_available(NULL) == 1 ? SA_DETECT_UPCALL : SA_DETECT_WATCHDOG;
+	}
+	return d == SA_DETECT_IDLE || d == SA_DETECT_UPCALL ? d : SA_DETECT_WATCHDOG;
 }
 
 int sa_detector_available(int d, const char **why)
@@ -200,6 +215,8 @@ int sa_detector_available(int d, const char **why)
 	switch (d) {
 	case SA_DETECT_UPCALL:
 		return ks_upcall_available(why);
+	case SA_DETECT_IDLE:
+		return ks_idle_available(why);
 	case SA_DETECT_AUTO: case SA_DETECT_PROBE: case SA_DETECT_WATCHDOG: case SA_DETECT_EAGER:
 		return 1;
 	}
@@ -221,9 +238,13 @@ int sa_set_detector(struct sa_mailbox *mb, int d)
 	}
 	ks_upcall_disarm(vp->ks_runner);
 	vp->ks_detector = d;
+	vp->ks_lazy = lazy_detector(d);
+	if (vp->ks_lazy == SA_DETECT_IDLE && ks_idle_arm(vp) < 0)
+		vp->ks_lazy = SA_DETECT_WATCHDOG; /* no activation for the standby: watch it so */
+	if (vp->ks_lazy != SA_DETECT_IDLE)
+		ks_idle_disarm(vp);
 	ks_routes_fill(vp);
-	bool upcall = ks_upcall_available(NULL) == 1;
-	if (d == SA_DETECT_UPCALL || (d == SA_DETECT_AUTO && upcall)) {
+	if (vp->ks_lazy == SA_DETECT_UPCALL) {
 		if (ks_upcall_arm(vp, vp->ks_runner) < 0)
 			ks_upcall_fallback(vp);
 	} else if (vp->ks_standby) {
@@ -231,14 +252,14 @@ int sa_set_detector(struct sa_mailbox *mb, int d)
 		vp->ks_standby = NULL; /* the standby returns to the pool at its next notice */
 		syscall(SYS_tgkill, getpid(), sb->ks_tid, KS_SIG_UPCALL);
 	}
-	if (d == SA_DETECT_WATCHDOG || (d == SA_DETECT_AUTO && !upcall))
+	if (vp->ks_lazy == SA_DETECT_WATCHDOG && d != SA_DETECT_PROBE && d != SA_DETECT_EAGER)
 		return ks_watchdog_start();
 	return 0;
 }
 
 const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 {
-	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	struct ks_vp *vp = mb->sa_vp;
 	if (nr < 0 || nr >= 512)
 		return "none";
@@ -247,9 +268,9 @@ const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 	case KS_ROUTE_PROBE: return "probe";
 	case KS_ROUTE_MOVE: return "eager";
 	}
-	if (vp->ks_detector == SA_DETECT_AUTO)
-		return ks_upcall_available(NULL) == 1 ? "upcall" : "watchdog";
-	return names[vp->ks_detector];
+	if (vp->ks_wd_fallback)
+		return "watchdog";
+	return names[vp->ks_lazy];
 }
 
 long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
@@ -273,7 +294,7 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 			long args[6] = { a1, a2, a3, a4, a5, a6 };
 			int p = ks_probe_try(nr, args, &raw);
 			if (p == 0)
-				raw = ks_move_call(vp, nr, args);
+				raw = ks_move_call(vp, nr, args, SA_DETECT_PROBE);
 			else if (p < 0)
 				raw = vp->ks_detector == SA_DETECT_AUTO
 					? ks_trap(nr, a1, a2, a3, a4, a5, a6)
@@ -282,7 +303,7 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 		}
 		case KS_ROUTE_MOVE: {
 			long args[6] = { a1, a2, a3, a4, a5, a6 };
-			raw = ks_move_call(vp, nr, args);
+			raw = ks_move_call(vp, nr, args, SA_DETECT_EAGER);
 			break;
 		}
 		default:
@@ -322,4 +343,7 @@ void sa_counters(struct sa_counters *c)
 	c->claims_lost = __atomic_load_n(&ks_stat.claims_lost, __ATOMIC_RELAXED);
 	c->moved = __atomic_load_n(&ks_stat.moved, __ATOMIC_RELAXED);
 	c->sync_fallback = __atomic_load_n(&ks_stat.sync_fallback, __ATOMIC_RELAXED);
+	for (int d = 0; d < SA_DETECT_COUNT; d++)
+		c->handoffs[d] = __atomic_load_n(&ks_stat.handoffs[d], __ATOMIC_RELAXED);
+	c->idle_kicks = __atomic_load_n(&ks_stat.idle_kicks, __ATOMIC_RELAXED);
 }

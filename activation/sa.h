@@ -88,6 +88,8 @@ typedef void sa_upcall_fn(struct sa_mailbox *mb, struct sa_upcall *upcall);
 
 struct ks_vp;
 
+#define SA_NDETECTORS 6 /* SA_DETECT_COUNT: the size of the per-detector counters below */
+
 struct sa_mailbox {
 	struct sa_thr_mailbox *sa_curthread; /* offset 0: the flow whose calls upcall */
 	struct ks_vp *sa_vp;                 /* offset 8: the shim's side of this VP (private) */
@@ -99,6 +101,11 @@ struct sa_mailbox {
 	int sa_notify_fd;                    /* an eventfd the shim writes on completion, if SA_NOTIFY */
 	unsigned long sa_nsync;              /* calls that blocked but ran synchronously: no spare
 						activation could be had, or SA_NOUPCALL was set */
+	unsigned long sa_handoffs[SA_NDETECTORS]; /* blocked calls handed off, by the detector
+						     that found them (enum sa_detector) */
+	unsigned long sa_spurious[SA_NDETECTORS]; /* of those, calls whose activation was never
+						     put to sleep (it was only preempted): a
+						     lower bound, see docs/design.md */
 	struct cds_wfcq_head sa_completed_head; /* km_completed: a wait-free queue */
 	struct cds_wfcq_tail sa_completed_tail;
 };
@@ -182,13 +189,17 @@ void sa_thr_init(struct sa_thr_mailbox *tm);
 
 /* Block detectors (docs/design.md, "Detecting that a call blocked"). */
 enum sa_detector {
-	SA_DETECT_AUTO = 0, /* probe where a call has a non-blocking form, else upcall, else watchdog */
+	SA_DETECT_AUTO = 0, /* idle where it works, else probe where a call has a non-blocking
+			       form, else upcall, else watchdog (docs/design.md) */
 	SA_DETECT_UPCALL,   /* perf context-switch event, signal to the VP's standby activation */
 	SA_DETECT_PROBE,    /* try the non-blocking form, move the call if it would block */
 	SA_DETECT_WATCHDOG, /* a monitor sees the same call in progress at two looks */
 	SA_DETECT_EAGER,    /* always move the call: every call upcalls SA_BLOCKED */
+	SA_DETECT_IDLE,     /* a standby at SCHED_IDLE on the runner's CPU: the kernel's scheduler
+			       runs it exactly when the runner blocked */
 	SA_DETECT_COUNT
 };
+_Static_assert(SA_DETECT_COUNT == SA_NDETECTORS, "per-detector counters");
 
 /* Choose the VP's detector. 0, or -1 with ENOTSUP if it cannot work here (the upcall detector
  * without perf permission), EINVAL for an unknown one. */
@@ -208,6 +219,9 @@ struct sa_counters {
 	unsigned long claims_lost;   /* the runner came back first */
 	unsigned long moved;         /* calls moved to another activation */
 	unsigned long sync_fallback; /* calls run synchronously: no spare could be had */
+	unsigned long handoffs[SA_DETECT_COUNT]; /* blocked calls handed off, by the detector that
+						    found them (index: enum sa_detector) */
+	unsigned long idle_kicks;    /* the trap woke the idle standby or sent it to another CPU */
 };
 void sa_counters(struct sa_counters *c);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <errno.h>
+#include <string.h>
 #include "ks.h"
 
 unsigned long ks_max_activations = 65536;
@@ -29,9 +30,10 @@ void sa_inject_create_failures(int n)
 
 static struct ks_act *act_alloc(void)
 {
-	struct ks_act *act = calloc(1, sizeof(*act));
+	struct ks_act *act = aligned_alloc(_Alignof(struct ks_act), sizeof(*act));
 	if (!act)
 		return NULL;
+	memset(act, 0, sizeof(*act));
 	void *stk = mmap(NULL, KS_KSTACK_SIZE, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stk == MAP_FAILED) {
@@ -57,8 +59,9 @@ struct ks_act *ks_act_self_init(void)
 	act->ks_tid = (pid_t)syscall(SYS_gettid);
 	act->ks_fs = ks_get_fs();
 	act->ks_role = KS_RUNNER;
+	act->ks_nvcsw = ks_nvcsw();
 	act->ks_spin = ks_may_spin();
-	ks_rseq_off();
+	ks_rseq_own(act);
 	return act;
 }
 
@@ -69,7 +72,7 @@ static void *act_start(void *arg)
 	struct ks_act *act = arg;
 	act->ks_fs = ks_get_fs();
 	act->ks_spin = ks_may_spin();
-	ks_rseq_off();
+	ks_rseq_own(act);
 	__atomic_fetch_add(&ks_stat.activations, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&act->ks_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	ks_futex_wake((uint32_t *)&act->ks_tid, 1);
@@ -192,12 +195,15 @@ static void spare_main(void *arg)
 		case KS_TASK_CLAIM: {
 			/* only returns if the runner came back first */
 			struct ks_vp *vp = act->ks_vp;
-			ks_claim(act, vp, act->ks_task, act->ks_claim_s);
+			ks_claim(act, vp, act->ks_task, act->ks_claim_s, act->ks_claim_by);
 			__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
 			break;
 		}
 		case KS_TASK_STANDBY:
 			ks_standby_loop(act, act->ks_task);
+			break;
+		case KS_TASK_IDLE:
+			ks_idle_loop(act, act->ks_task);
 		}
 	}
 }

@@ -32,7 +32,7 @@ static bool full_barrier_everywhere(void)
 	return ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) == 0;
 }
 
-bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
+bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
 	uint32_t zero = 0;
@@ -84,16 +84,21 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	__atomic_store_n(&m->tm_verdict, (s << 1) | 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 	KS_COUNT(claims_won);
+	if (by < 0 || by >= SA_DETECT_COUNT)
+		by = SA_DETECT_AUTO;
+	KS_COUNT(handoffs[by]);
+	__atomic_fetch_add(&mb->sa_handoffs[by], 1, __ATOMIC_RELAXED);
+	blocked->ks_claim_by = by; /* for its spurious test at T6 */
 	KS_KSTACK_CLEAN(self); /* its frames here are abandoned */
 	/* the claimer's reference (a dispatched claim, or the standby's) ends: it owns the VP now,
 	   and the VP cannot be destroyed but by its owner */
 	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
+	self->ks_nvcsw = ks_nvcsw();
 	/* C5: the rest of the thread's identity, then the upcall */
 	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
 	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
 	ks_adopt_exit_tid(vp->ks_fs);
-	if ((vp->ks_detector == SA_DETECT_UPCALL || vp->ks_detector == SA_DETECT_AUTO) &&
-	    ks_upcall_available(NULL) == 1 && ks_upcall_arm(vp, self) < 0)
+	if (vp->ks_lazy == SA_DETECT_UPCALL && ks_upcall_arm(vp, self) < 0)
 		ks_upcall_fallback(vp);
 	ks_upcall_blocked(vp, m);
 }
@@ -104,6 +109,10 @@ void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	struct ks_act *self = m->tm_act;
 	sigset_t spare_mask;
 	self->ks_fs = m->tm_swapfs;
+	/* A call that blocked slept in the kernel: a voluntary switch. None since this activation
+	   became the runner means it was only preempted when the detector took the VP. */
+	if (ks_nvcsw() == self->ks_nvcsw)
+		__atomic_fetch_add(&vp->ks_mbox->sa_spurious[self->ks_claim_by], 1, __ATOMIC_RELAXED);
 	ks_adopt_exit_tid(self->ks_fs);
 	sigfillset(&spare_mask); /* it wore the user's mask; spares take only the cancel signal */
 	sigdelset(&spare_mask, KS_SIG_CANCEL);

@@ -22,6 +22,9 @@
 #define SA_CURTHREAD 0
 #define SA_VP 8
 #define VP_KSTACK 8
+#define VP_RUNNER 16
+#define VP_SB_CPU1 32
+#define ACT_RSEQ_CPU 4
 #define SA_CALL_CANCELLING_V 4
 #define SA_CALL_CANCELLED_V 5
 #define EINTR_V 4

@@ -10,6 +10,7 @@
  *   KS_RUNNER   runs the user code of VP ks_vp (exactly one per VP: ks_vp->ks_runner)
  *   KS_BLOCKED  executes a call that went to the background; then completes it, becomes spare
  *   KS_STANDBY  waits for the upcall detector's signal for one VP
+ *   KS_IDLE     the idle detector's standby of one VP: SCHED_IDLE, on its runner's CPU
  *   KS_WATCHDOG the monitor thread of the watchdog detector
  */
 #ifndef KS_H
@@ -19,17 +20,20 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <sys/types.h>
+#include <linux/rseq.h>
 #include "../activation/sa.h"
 
 #define KS_KSTACK_SIZE (256 * 1024)
 #define KS_SPIN_NS 20000 /* spin this long before a futex sleep: a cross-CPU wakeup costs ~39 us */
 
-enum ks_role { KS_SPARE, KS_RUNNER, KS_BLOCKED, KS_STANDBY, KS_WATCHDOG };
+enum ks_role { KS_SPARE, KS_RUNNER, KS_BLOCKED, KS_STANDBY, KS_WATCHDOG, KS_IDLE };
 
 /* What a spare is woken to do (ks_act.ks_task). */
-enum ks_task_kind { KS_TASK_NONE, KS_TASK_CALL, KS_TASK_CLAIM, KS_TASK_STANDBY };
+enum ks_task_kind { KS_TASK_NONE, KS_TASK_CALL, KS_TASK_CLAIM, KS_TASK_STANDBY, KS_TASK_IDLE };
 
 struct ks_act {
+	struct rseq ks_rseq;           /* 0: this kernel thread's rseq area; the kernel keeps its
+					  cpu_id current, the trap reads it with a plain load */
 	uint32_t ks_wake;              /* futex: 1 when ks_task is set */
 	uint32_t ks_sleeping;          /* 1 while in futex_wait on ks_wake */
 	pid_t ks_tid;
@@ -39,6 +43,9 @@ struct ks_act {
 	int ks_task_kind;
 	void *ks_task;                 /* a mailbox (CALL, CLAIM) or a VP (STANDBY) */
 	uint64_t ks_claim_s;           /* CLAIM: the call (tm_sys value) to take the VP from */
+	int ks_claim_by;               /* CLAIM: the detector that sent it (enum sa_detector); a
+					  blocked runner: the detector that took its VP */
+	long ks_nvcsw;                 /* voluntary context switches when it became the runner */
 	struct ks_vp *ks_vp;           /* the VP it runs, or the VP of the call it executes */
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	bool ks_skip_pool;             /* born for a caller that gives it a task at once */
@@ -52,12 +59,20 @@ struct ks_vp {
 	void *ks_kstack_top;           /* 8: the runner's own stack top (read by the trap) */
 	struct ks_act *ks_runner;      /* the one activation running this VP's user code */
 	uint64_t ks_fs;                /* the user context's TLS base: fixed for the VP's life */
+	uint32_t ks_sb_cpu1;           /* 32: idle detector, read by the trap after T1: 0 no idle
+					  standby; KS_SB_ASLEEP it sleeps; else its CPU + 1. The
+					  trap kicks it (ks_idle_kick) unless this is its runner's
+					  CPU + 1. */
+	uint32_t ks_sb_pad;
 	sigset_t ks_sigmask;           /* the user context's signal mask at sa_create() */
 	uint32_t ks_claiming;          /* one claimer at a time (CAS 0 -> 1) */
 	uint32_t ks_parked;            /* futex: 1 while the runner sleeps in sa_release() */
 	uint32_t ks_kicked;            /* sa_wakeup() on a VP that was not parked */
 	int ks_detector;               /* enum sa_detector chosen for this VP */
 	struct ks_act *ks_standby;     /* upcall detector: who receives this VP's signals */
+	struct ks_act *ks_idle_sb;     /* idle detector: the VP's standby at SCHED_IDLE */
+	uint64_t ks_idle_seen;         /* idle detector: the call (tm_sys) it sent a claimer for */
+	struct sa_thr_mailbox *ks_idle_seen_mbox;
 	uint64_t ks_wd_seen;           /* watchdog: tm_sys at its last look */
 	struct sa_thr_mailbox *ks_wd_mbox;
 	uint64_t ks_nsync_seen;        /* the last call counted in sa_nsync by a refused claim */
@@ -69,6 +84,8 @@ struct ks_vp {
 	int ks_dead;
 	int ks_rearm;                  /* after fork(): set the detector up again at the next call */
 	int ks_wd_fallback;            /* the upcall detector failed here: the watchdog watches */
+	int ks_lazy;                   /* the detector for trapped calls: SA_DETECT_IDLE, _UPCALL
+					  or _WATCHDOG (auto resolved) */
 	uint32_t ks_refs;              /* activations that may still touch this VP without owning
 					  it: inside ks_complete(), a dispatched claimer, the standby.
 					  sa_free() waits for zero. */
@@ -80,6 +97,7 @@ void ks_routes_fill(struct ks_vp *vp);
 
 #define KS_SIG_CANCEL (SIGRTMAX - 1) /* interrupts a background call (sa_interrupt) */
 #define KS_SIG_UPCALL (SIGRTMAX - 2) /* the upcall detector's switch-out notice */
+#define KS_SB_ASLEEP 0xffffffffu     /* ks_vp.ks_sb_cpu1: the idle standby sleeps */
 
 /* trap.S */
 void ks_wrfs(uint64_t base);
@@ -99,7 +117,8 @@ uint64_t ks_get_fs(void);
 void ks_set_fs(uint64_t fs);
 void ks_tls_init(void);
 void ks_adopt_exit_tid(uint64_t fs);
-void ks_rseq_off(void);
+bool ks_rseq_own(struct ks_act *act);
+extern bool ks_rseq_ok;
 void ks_thread_sigmask(pid_t tid, sigset_t *mask);
 
 /* act.c: activations and the pool */
@@ -114,6 +133,7 @@ void ks_acts_atfork_prepare(void);
 void ks_acts_atfork_parent(void);
 void ks_acts_atfork_child(void);
 void ks_watchdog_atfork_child(void);
+void ks_idle_atfork_child(void);
 
 /* vp.c: completion, release, wakeup */
 void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
@@ -125,12 +145,12 @@ extern struct ks_vp *ks_all_vps;
 extern pthread_mutex_t ks_vps_lock;
 
 /* claim.c */
-bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s);
+bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
 void ks_membarrier_init(void);
 void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
 
 /* move.c: the moved-call direction */
-long ks_move_call(struct ks_vp *vp, long nr, const long args[6]);
+long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by);
 void ks_run_moved_call(struct ks_act *act, struct sa_thr_mailbox *m);
 
 /* detectors */
@@ -146,6 +166,11 @@ void ks_upcall_release(struct ks_act *act);
 void ks_upcall_fallback(struct ks_vp *vp);
 void ks_standby_loop(struct ks_act *act, struct ks_vp *vp);
 void ks_upcall_park(struct ks_act *act, bool parking);
+int ks_idle_available(const char **why);
+int ks_idle_arm(struct ks_vp *vp);
+void ks_idle_disarm(struct ks_vp *vp);
+void ks_idle_kick(struct ks_vp *vp);
+void ks_idle_loop(struct ks_act *act, struct ks_vp *vp);
 
 /* A stack about to be reused from its top: frames abandoned by a jump (not a return) leave
  * AddressSanitizer's redzones behind; clear them. Nothing in other builds. */
@@ -168,6 +193,8 @@ static inline void ks_stack_clean(void *lo, size_t size)
 /* counters */
 struct ks_counters {
 	unsigned long activations, spares, claims_won, claims_lost, moved, sync_fallback;
+	unsigned long handoffs[SA_DETECT_COUNT]; /* per detector: blocked calls handed off */
+	unsigned long idle_kicks;                /* the trap woke or moved the idle standby */
 };
 extern struct ks_counters ks_stat;
 #define KS_COUNT(field) __atomic_fetch_add(&ks_stat.field, 1, __ATOMIC_RELAXED)
@@ -176,6 +203,7 @@ extern struct ks_counters ks_stat;
 int ks_futex_wait(uint32_t *word, uint32_t val, const struct timespec *abs_monotonic);
 void ks_futex_wake(uint32_t *word, int n);
 uint64_t ks_now_ns(void);
+long ks_nvcsw(void);
 bool ks_may_spin(void);
 void ks_spin_pause(void);
 

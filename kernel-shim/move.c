@@ -10,6 +10,7 @@ struct move {
 	struct ks_vp *vp;
 	struct sa_thr_mailbox *m;
 	struct ks_act *spare;
+	int by;
 };
 
 /* Runs on the upcall stack, the caller's context saved in m->tm_context. */
@@ -21,12 +22,14 @@ static void move_and_upcall(void *arg)
 	mv->spare->ks_vp = vp;
 	ks_act_give(mv->spare, KS_TASK_CALL, m);
 	KS_COUNT(moved);
+	KS_COUNT(handoffs[mv->by]);
+	__atomic_fetch_add(&vp->ks_mbox->sa_handoffs[mv->by], 1, __ATOMIC_RELAXED);
 	ks_upcall_blocked(vp, m);
 }
 
 /* Give the call to a spare and upcall SA_BLOCKED; returns (raw) what the upcall handler resumes
  * the caller with. With no spare to be had, or upcalls off, the call runs here, synchronously. */
-long ks_move_call(struct ks_vp *vp, long nr, const long args[6])
+long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
 	struct sa_thr_mailbox *m = mb->sa_curthread;
@@ -45,7 +48,7 @@ long ks_move_call(struct ks_vp *vp, long nr, const long args[6])
 	m->tm_act = spare;
 	__atomic_store_n(&m->tm_cstate, SA_CALL_QUEUED, __ATOMIC_RELEASE);
 	/* the struct lives on this stack, which stays untouched until the context is resumed */
-	struct move mv = { vp, m, spare };
+	struct move mv = { vp, m, spare, by };
 	uintptr_t top = ((uintptr_t)mb->sa_stack + mb->sa_stacksize) & ~(uintptr_t)15;
 	ks_stack_clean(mb->sa_stack, mb->sa_stacksize);
 	return ks_save_and_run(&m->tm_context, move_and_upcall, &mv, (void *)top);

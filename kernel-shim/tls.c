@@ -96,21 +96,33 @@ void ks_adopt_exit_tid(uint64_t fs)
 
 /*
  * Restartable sequences cannot follow the user context: the kernel writes the cpu id into the
- * area a kernel thread registered, on every return to user space, and that area lives in the TLS
- * block the thread wore when it registered. Once blocks are exchanged, a blocked activation
+ * area a kernel thread registered, on every return to user space, and glibc's area lives in the
+ * TLS block the thread wore when it registered. Once blocks are exchanged, a blocked activation
  * returning from its call would write into a block that a finished user thread may already have
- * released. So activations run without rseq; glibc's sched_getcpu() then asks the kernel.
+ * released. So each activation drops glibc's registration (glibc's sched_getcpu() then asks the
+ * kernel: the kernel marks the area unregistered) and registers an area of its own, inside its
+ * struct ks_act, which lives as long as the process: the idle detector reads the runner's CPU
+ * there with a plain load.
  */
-void ks_rseq_off(void)
+bool ks_rseq_ok = true;
+
+bool ks_rseq_own(struct ks_act *act)
 {
-	if (__rseq_size == 0)
-		return; /* glibc did not register one */
-	void *area = (char *)ks_get_fs() + __rseq_offset;
-	unsigned lens[2] = { 32, __rseq_size };
-	for (int i = 0; i < 2; i++)
-		if (ks_raw_syscall6(SYS_rseq, (long)area, lens[i], 1 /* RSEQ_FLAG_UNREGISTER */,
-				    RSEQ_SIG, 0, 0) == 0)
-			return;
+	act->ks_rseq.cpu_id = (uint32_t)RSEQ_CPU_ID_UNINITIALIZED;
+	if (__rseq_size != 0) {
+		void *area = (char *)ks_get_fs() + __rseq_offset;
+		unsigned lens[2] = { 32, __rseq_size };
+		for (int i = 0; i < 2; i++)
+			if (ks_raw_syscall6(SYS_rseq, (long)area, lens[i], RSEQ_FLAG_UNREGISTER,
+					    RSEQ_SIG, 0, 0) == 0)
+				break;
+	}
+	if (ks_raw_syscall6(SYS_rseq, (long)&act->ks_rseq, sizeof act->ks_rseq, 0, RSEQ_SIG, 0,
+			    0) != 0) {
+		__atomic_store_n(&ks_rseq_ok, false, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
 }
 
 /* The signal mask of thread `tid` of this process (SigBlk in /proc/self/task/TID/status): what

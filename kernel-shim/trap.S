@@ -42,6 +42,17 @@ ks_trap:
 	   plain load after T1 is enough here. */
 	cmpl	$0, ks_wd_asleep(%rip)
 	jne	.Lkick
+.Lidle:
+	/* The idle detector's standby must be awake and on the runner's CPU (it can only see a
+	   block there). Same pattern: a plain load after T1, the standby pays a membarrier. */
+	movl	VP_SB_CPU1(%r14), %eax
+	testl	%eax, %eax
+	jz	.Lenter				/* no idle standby */
+	movq	VP_RUNNER(%r14), %r11		/* rax, r10, r11 are free here; rcx is a3 */
+	movl	ACT_RSEQ_CPU(%r11), %r11d
+	incl	%r11d
+	cmpl	%r11d, %eax
+	jne	.Lidle_kick
 .Lenter:
 	/* T2: enter the kernel, unless the call was cancelled already (the cancel signal came
 	   before this point, while the watchdog was being woken, say) */
@@ -126,6 +137,25 @@ ks_trap_window_end:
 	movl	$1, %edx
 	movl	$202, %eax			/* SYS_futex */
 	syscall
+	popq	%r9
+	popq	%r8
+	popq	%rcx
+	popq	%rdx
+	popq	%rsi
+	popq	%rdi
+	jmp	.Lidle
+
+.Lidle_kick:
+	/* wake the idle standby or send it to this CPU (rare: the first call after it went to
+	   sleep, or after the runner moved) */
+	pushq	%rdi
+	pushq	%rsi
+	pushq	%rdx
+	pushq	%rcx
+	pushq	%r8
+	pushq	%r9
+	movq	%r14, %rdi
+	call	ks_idle_kick
 	popq	%r9
 	popq	%r8
 	popq	%rcx

@@ -166,6 +166,6 @@ void ks_standby_loop(struct ks_act *act, struct ks_vp *vp)
 		if (!(s & 1) || !asleep(runner->ks_tid))
 			continue; /* not in a call, or only preempted */
 		act->ks_vp = vp;
-		ks_claim(act, vp, m, s); /* does not return if it wins */
+		ks_claim(act, vp, m, s, SA_DETECT_UPCALL); /* does not return if it wins */
 	}
 }

@@ -27,6 +27,10 @@ _Static_assert(offsetof(struct sa_thr_mailbox, tm_args) == TM_ARGS, "mailbox lay
 _Static_assert(offsetof(struct sa_mailbox, sa_curthread) == SA_CURTHREAD, "mailbox layout");
 _Static_assert(offsetof(struct sa_mailbox, sa_vp) == SA_VP, "mailbox layout");
 _Static_assert(offsetof(struct ks_vp, ks_kstack_top) == VP_KSTACK, "vp layout");
+_Static_assert(offsetof(struct ks_vp, ks_runner) == VP_RUNNER, "vp layout");
+_Static_assert(offsetof(struct ks_vp, ks_sb_cpu1) == VP_SB_CPU1, "vp layout");
+_Static_assert(offsetof(struct ks_act, ks_rseq) + offsetof(struct rseq, cpu_id) == ACT_RSEQ_CPU,
+	       "act layout");
 _Static_assert(SA_CALL_CANCELLING == SA_CALL_CANCELLING_V, "cstate");
 _Static_assert(SA_CALL_CANCELLED == SA_CALL_CANCELLED_V, "cstate");
 

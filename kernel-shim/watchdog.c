@@ -24,8 +24,7 @@ static pid_t wd_pid; /* the process whose watchdog runs (a forked child starts i
 
 static bool watched(struct ks_vp *vp)
 {
-	return !vp->ks_dead && (vp->ks_detector == SA_DETECT_WATCHDOG || vp->ks_wd_fallback ||
-				(vp->ks_detector == SA_DETECT_AUTO && !ks_upcall_available(NULL)));
+	return !vp->ks_dead && (vp->ks_lazy == SA_DETECT_WATCHDOG || vp->ks_wd_fallback);
 }
 
 /* One look at every watched VP. Returns whether any runner was inside a call. */
@@ -57,6 +56,7 @@ static bool look(void)
 				__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the claimer's */
 				spare->ks_vp = vp;
 				spare->ks_claim_s = s;
+				spare->ks_claim_by = SA_DETECT_WATCHDOG;
 				ks_act_give(spare, KS_TASK_CLAIM, m);
 			}
 		}

@@ -194,14 +194,14 @@ static void make_key(void)
 static int env_detector(void)
 {
 	const char *e = getenv("LAIO_DETECTOR");
-	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	if (!e || !*e)
 		return LAIO_DETECT_AUTO;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < LAIO_DETECT_COUNT; i++)
 		if (strcmp(e, names[i]) == 0)
 			return i;
-	fprintf(stderr, "laio: LAIO_DETECTOR=%s is not one of auto, upcall, probe, watchdog, eager; "
-		"using auto\n", e);
+	fprintf(stderr, "laio: LAIO_DETECTOR=%s is not one of auto, idle, upcall, probe, watchdog, "
+		"eager; using auto\n", e);
 	return LAIO_DETECT_AUTO;
 }
 
@@ -433,6 +433,10 @@ void laio_stats(struct laio_stats *st)
 	}
 	*st = ls->st;
 	st->sync_at_limit = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
+		st->handoffs[d] = __atomic_load_n(&ls->mb.sa_handoffs[d], __ATOMIC_RELAXED);
+		st->spurious[d] = __atomic_load_n(&ls->mb.sa_spurious[d], __ATOMIC_RELAXED);
+	}
 }
 
 int laio_init(const struct laio_config *cfg)
@@ -444,7 +448,7 @@ int laio_init(const struct laio_config *cfg)
 	}
 	if (!cfg)
 		return 0;
-	if ((int)cfg->detector < 0 || cfg->detector > LAIO_DETECT_EAGER || cfg->max_inflight < 0) {
+	if ((int)cfg->detector < 0 || cfg->detector >= LAIO_DETECT_COUNT || cfg->max_inflight < 0) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -60,15 +60,19 @@ int laio_cancel(void *handle);
 
 /* Block detectors (see laio_init(3)). */
 enum laio_detector {
-	LAIO_DETECT_AUTO = 0,  /* probe where a call has a non-blocking form, else upcall, else watchdog */
+	LAIO_DETECT_AUTO = 0,  /* idle where it works, else probe where a call has a non-blocking
+				  form and upcall or watchdog for the others */
 	LAIO_DETECT_UPCALL,    /* kernel notice on switch-out (perf context-switch event) */
 	LAIO_DETECT_PROBE,     /* try the non-blocking form; hand the call off if it would block */
 	LAIO_DETECT_WATCHDOG,  /* a monitor thread sees the same call in progress twice */
 	LAIO_DETECT_EAGER,     /* always hand off: every call goes to the background */
+	LAIO_DETECT_IDLE,      /* a standby at SCHED_IDLE on the caller's CPU: the kernel's scheduler
+				  runs it exactly when the call blocked */
+	LAIO_DETECT_COUNT
 };
 
 struct laio_config {
-	enum laio_detector detector; /* LAIO_DETECTOR=auto|upcall|probe|watchdog|eager */
+	enum laio_detector detector; /* LAIO_DETECTOR=auto|idle|upcall|probe|watchdog|eager */
 	int max_inflight;            /* LAIO_MAX_INFLIGHT; background calls per thread; 0: default */
 	int trace;                   /* LAIO_TRACE=1: print each upcall and handle transition */
 };
@@ -92,6 +96,11 @@ struct laio_stats {
 	unsigned long peak_in_flight; /* the most in flight at once */
 	unsigned long sync_at_limit;  /* calls that blocked at the in-flight limit, run synchronously */
 	unsigned long cancelled;      /* laio_cancel() calls that took effect */
+	unsigned long handoffs[LAIO_DETECT_COUNT]; /* blocked calls, by the detector that found
+						      them (index: enum laio_detector) */
+	unsigned long spurious[LAIO_DETECT_COUNT]; /* of those, calls that had not blocked (their
+						      kernel thread was only preempted); a lower
+						      bound (laio_stats(3)) */
 };
 
 /* The calling thread's counters. */

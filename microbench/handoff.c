@@ -27,6 +27,7 @@ struct det {
 	enum laio_detector d;
 };
 static const struct det dets[] = {
+	{"idle", LAIO_DETECT_IDLE},
 	{"probe", LAIO_DETECT_PROBE},
 	{"upcall", LAIO_DETECT_UPCALL},
 	{"watchdog", LAIO_DETECT_WATCHDOG},

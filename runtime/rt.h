@@ -29,11 +29,12 @@ typedef struct rt_thread rt_thread_t;
 
 /* How a VP finds out that a call blocked (the values of enum sa_detector in sa.h). */
 enum rt_detector {
-	RT_DETECT_AUTO = 0,  /* the shim's choice per call: probe, else upcall, else watchdog */
+	RT_DETECT_AUTO = 0,  /* the shim's choice per call: idle, else probe/upcall/watchdog */
 	RT_DETECT_UPCALL,    /* perf context-switch event (needs perf permission) */
 	RT_DETECT_PROBE,     /* non-blocking form first; other calls run synchronously */
 	RT_DETECT_WATCHDOG,  /* a monitor sees the same call in progress at two looks */
 	RT_DETECT_EAGER,     /* every call is handed to another activation */
+	RT_DETECT_IDLE,      /* a standby at SCHED_IDLE on the VP's CPU runs when a call blocked */
 };
 
 #define RT_DEFAULT_STACK_SIZE (256 * 1024) /* usable bytes; a guard page is added below */

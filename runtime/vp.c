@@ -30,7 +30,8 @@ _Static_assert((int)RT_DETECT_AUTO == (int)SA_DETECT_AUTO &&
 	       (int)RT_DETECT_UPCALL == (int)SA_DETECT_UPCALL &&
 	       (int)RT_DETECT_PROBE == (int)SA_DETECT_PROBE &&
 	       (int)RT_DETECT_WATCHDOG == (int)SA_DETECT_WATCHDOG &&
-	       (int)RT_DETECT_EAGER == (int)SA_DETECT_EAGER, "detector numbers");
+	       (int)RT_DETECT_EAGER == (int)SA_DETECT_EAGER &&
+	       (int)RT_DETECT_IDLE == (int)SA_DETECT_IDLE, "detector numbers");
 _Static_assert(offsetof(struct rt_thread, tm) == 0, "a mailbox pointer is a thread pointer");
 _Static_assert(offsetof(struct rt_vp, mb) == 0, "a mailbox pointer is a VP pointer");
 _Static_assert(offsetof(struct sa_context, rsp) == 48 && offsetof(struct sa_context, rip) == 56 &&
@@ -137,7 +138,7 @@ static void vp_stop_all(struct rt_vp **vps, int started, int n)
 int rt_init_config(const struct rt_config *cfg)
 {
 	struct rt_config c = cfg ? *cfg : (struct rt_config){ 0 };
-	if (c.detector < RT_DETECT_AUTO || c.detector > RT_DETECT_EAGER)
+	if (c.detector < RT_DETECT_AUTO || c.detector > RT_DETECT_IDLE)
 		return EINVAL;
 	if (!sa_detector_available(c.detector, NULL))
 		return ENOTSUP;

@@ -29,7 +29,7 @@ int rand_r(unsigned *seed)
 }
 #endif
 
-static const char *const det_names[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+static const char *const det_names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 
 static inline double now_s(void)
 {

@@ -167,7 +167,7 @@ static void *blocking_thread(void *p)
 
 Test(activation, blocking_call_one_upcall_one_completion)
 {
-	for (int d = 0; d <= SA_DETECT_EAGER; d++)
+	for (int d = 0; d < SA_DETECT_COUNT; d++)
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 			struct case_arg ca = { d, &cases[i] };
 			pthread_t t;

@@ -215,7 +215,7 @@ static void run_body(void *arg)
 
 static void every_detector(void (*fn)(int d))
 {
-	for (int d = 0; d <= LAIO_DETECT_EAGER; d++) {
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		struct run r = { fn, d };
 		with_detector(d, run_body, &r);
 	}
@@ -854,7 +854,7 @@ static void init_body(int d)
 	long r = laio_syscall(SYS_read, p[0], &b, 1);
 	cr_expect(r == -1 && errno == EINPROGRESS, "[%s] read of an empty pipe", det);
 	void *h = laio_gethandle();
-	for (int nd = 0; nd <= LAIO_DETECT_EAGER; nd++) {
+	for (int nd = 0; nd < LAIO_DETECT_COUNT; nd++) {
 		struct laio_config c = { .detector = nd, .max_inflight = 10 };
 		errno = 0;
 		int ri = laio_init(&c);

@@ -134,7 +134,7 @@ static void run_body(void *arg)
 
 static void every_detector(void (*fn)(int d))
 {
-	for (int d = 0; d <= LAIO_DETECT_EAGER; d++) {
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		struct run r = { fn, d };
 		with_detector(d, run_body, &r);
 	}
@@ -600,7 +600,7 @@ static void signal_case(int d, bool restart, bool to_thread)
 
 Test(faults, sigusr1_during_background_call, .timeout = 120)
 {
-	for (int d = 0; d <= LAIO_DETECT_EAGER; d++) {
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		signal_case(d, true, false);
 		signal_case(d, false, false);
 		signal_case(d, false, true);
@@ -824,7 +824,7 @@ Test(faults, signalfd_read_through_laio, .timeout = 60)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, &old); /* every thread created from here inherits it */
-	for (int d = 0; d <= LAIO_DETECT_EAGER; d++) {
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		struct sfd_run s = { d };
 		pthread_t t;
 		cr_assert_eq(pthread_create(&t, NULL, sfd_worker, &s), 0);
@@ -901,7 +901,7 @@ static void thread_exit_run(int d, int rounds, struct proc_figures *warm, struct
 Test(faults, thread_exit_with_calls_in_flight, .timeout = 180)
 {
 	int rounds = sanitized() ? 60 : 200;
-	for (int d = 0; d <= LAIO_DETECT_EAGER; d++) {
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		if (d == LAIO_DETECT_UPCALL && !sa_detector_available(SA_DETECT_UPCALL, NULL))
 			continue;
 		struct proc_figures warm = { 0 }, end = { 0 };

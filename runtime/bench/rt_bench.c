@@ -213,7 +213,7 @@ static void bench_10k(void)
 int main(int argc, char **argv)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
-	static const char *dets[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+	static const char *dets[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	if (!only || !strcmp(only, "switch"))
 		printf("switch       %8.1f ns\n", bench_switch());
 	if (!only || !strcmp(only, "handoff"))
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
 	if (!only || !strcmp(only, "spawn"))
 		printf("spawn+join   %8.1f ns\n", bench_spawn());
 	if (!only || !strcmp(only, "block"))
-		for (int d = RT_DETECT_AUTO; d <= RT_DETECT_EAGER; d++) {
+		for (int d = RT_DETECT_AUTO; d <= RT_DETECT_IDLE; d++) {
 			if (d == RT_DETECT_PROBE)
 				continue; /* nanosleep has no non-blocking form: it would not block-switch */
 			double us = bench_block(d);

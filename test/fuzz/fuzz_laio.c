@@ -53,7 +53,7 @@
 #define NFD 7           /* pipe A (r, w), pipe B (r, w), socketpair (0, 1), memfd */
 #define BADFD 1000000   /* above any RLIMIT_NOFILE here: never open */
 
-static const char *const dnames[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+static const char *const dnames[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 
 /* The thread's in-flight limit: it persists across inputs (laio_init with max_inflight 0
  * leaves it as it is). At the limit a call that blocks runs synchronously, and a read of an
@@ -430,11 +430,11 @@ static void op_init(struct fuzz *f)
 {
 	uint8_t a = take(f), b = take(f);
 	struct laio_config c = { .detector = (enum laio_detector)(a % 7), .max_inflight = 0 };
-	if (own_detector == LAIO_DETECT_AUTO && (int)c.detector <= LAIO_DETECT_EAGER)
+	if (own_detector == LAIO_DETECT_AUTO && (int)c.detector < LAIO_DETECT_COUNT)
 		c.detector = LAIO_DETECT_AUTO; /* keep: the auto thread stays auto */
 	if (b & 1)
 		c.max_inflight = (b & 2) ? -(int)(b >> 2) - 1 : (int)(b >> 2) + 1;
-	bool bad = (int)c.detector > LAIO_DETECT_EAGER || c.max_inflight < 0;
+	bool bad = (int)c.detector >= LAIO_DETECT_COUNT || c.max_inflight < 0;
 	errno = 0;
 	int r = laio_init(&c);
 	int e = errno;
@@ -616,7 +616,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	signal(SIGPIPE, SIG_IGN); /* writes to a pipe whose reader closed: EPIPE, not death */
-	for (int d = 0; d <= LAIO_DETECT_EAGER; d++) {
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		thread_det[nthreads] = d;
 		pthread_t t;
 		if (pthread_create(&t, NULL, laio_thread, (void *)(intptr_t)nthreads) != 0)

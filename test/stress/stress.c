@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 				break;
 			}
 			only = -2;
-			for (int i = 0; i < 5; i++)
+			for (int i = 0; i < 6; i++)
 				if (strcmp(optarg, stress_det_names[i]) == 0)
 					only = i;
 			if (only == -2) {
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	long errors = 0;
 	struct stress_totals t[5];
-	for (int d = 0; d < 5; d++) {
+	for (int d = 0; d < 6; d++) {
 		if (only >= 0 && d != only)
 			continue;
 		errors += stress_run(d, &o, &t[d]);

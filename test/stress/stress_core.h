@@ -46,7 +46,7 @@
 #define STRESS_CAP 64                 /* background calls in flight per worker, at most */
 #define STRESS_SLOTS (STRESS_CAP + 1) /* buffers: one per call in flight, one for the next */
 
-static const char *const stress_det_names[] = { "auto", "upcall", "probe", "watchdog", "eager" };
+static const char *const stress_det_names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 
 struct stress_opts {
 	long calls;      /* laio_syscall() calls per detector, all threads together */
