@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include "test-util.h"
+#include "sa.h"
 
 static __thread int tls_canary = 12345;
 
