@@ -16,7 +16,7 @@ LDLIBS  += -pthread
 VERSION := 0.1.0
 
 SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
-            kernel-shim/probe.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
+            kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
             kernel-shim/watchdog.c kernel-shim/trap.S
 SA_SRC   := activation/sa.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)

@@ -62,6 +62,7 @@ static void process_init(void)
 	if (e && atol(e) > 0)
 		ks_max_activations = (unsigned long)atol(e);
 	ks_tls_init();
+	ks_umask_init();
 	ks_membarrier_init();
 	ks_signals_init();
 }
@@ -84,6 +85,9 @@ void sa_destroy(struct sa_mailbox *mb)
 		syscall(SYS_tgkill, getpid(), sb->ks_tid, KS_SIG_UPCALL);
 	}
 	ks_self_mb = NULL;
+	/* the kernel must clear and wake the tid of the TLS block this thread wears as it exits
+	   (what pthread_join waits on), whichever activation it was born as */
+	ks_adopt_exit_tid(vp->ks_fs);
 	ks_act_retire(vp->ks_runner);
 	/* vp itself stays: blocked activations may still complete onto mb through it */
 }
@@ -137,8 +141,7 @@ int sa_create(struct sa_mailbox *mb)
 	sigemptyset(&cancel);
 	sigaddset(&cancel, KS_SIG_CANCEL);
 	pthread_sigmask(SIG_UNBLOCK, &cancel, NULL);
-	pthread_sigmask(SIG_SETMASK, NULL, &vp->ks_sigmask);
-	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
+	ks_umask_refresh();
 	mb->sa_vp = vp;
 	cds_wfcq_init(&mb->sa_completed_head, &mb->sa_completed_tail);
 	ks_pool_prefill(1);
@@ -308,6 +311,8 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 		}
 		default:
 			raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+			if (nr == SYS_rt_sigprocmask)
+				ks_umask_refresh();
 		}
 	}
 	if ((unsigned long)raw >= -4095UL) {
@@ -346,4 +351,5 @@ void sa_counters(struct sa_counters *c)
 	for (int d = 0; d < SA_DETECT_COUNT; d++)
 		c->handoffs[d] = __atomic_load_n(&ks_stat.handoffs[d], __ATOMIC_RELAXED);
 	c->idle_kicks = __atomic_load_n(&ks_stat.idle_kicks, __ATOMIC_RELAXED);
+	c->mask_stale = __atomic_load_n(&ks_stat.mask_stale, __ATOMIC_RELAXED);
 }

@@ -61,12 +61,12 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 		KS_COUNT(claims_lost);
 		return false;
 	}
-	/* C4: the VP is ours. First the user's signal mask, read from the blocked runner while it
-	   cannot change it: until the verdict below it is in the kernel or waits for the verdict,
-	   and after it, it puts on the spares' mask (ks_after_lost). */
+	/* C4: the VP is ours. The user's signal mask as recorded in its TLS (sigmask.c): the
+	   blocked runner is in the kernel or waits for the verdict, so it cannot change it now. */
 	struct ks_act *blocked = vp->ks_runner;
-	ks_thread_sigmask(blocked->ks_tid, &vp->ks_sigmask);
-	/* Likewise its context-switch event: once it is a spare it may run another VP and arm
+	uint64_t umask = ks_umask_of(vp->ks_fs) | KS_SIGBIT(KS_SIG_UPCALL);
+	blocked->ks_mask_applied = umask;
+	/* Its context-switch event: once it is a spare it may run another VP and arm
 	   one again. A blocked activation keeps no descriptor. */
 	ks_upcall_release(blocked);
 	/* Wear the user's TLS before the blocked runner may take ours. */
@@ -95,9 +95,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
 	self->ks_nvcsw = ks_nvcsw();
 	/* C5: the rest of the thread's identity, then the upcall */
-	sigaddset(&vp->ks_sigmask, KS_SIG_UPCALL);
-	pthread_sigmask(SIG_SETMASK, &vp->ks_sigmask, NULL);
-	ks_adopt_exit_tid(vp->ks_fs);
+	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&umask, 0, sizeof umask, 0, 0);
 	if (vp->ks_lazy == SA_DETECT_UPCALL && ks_upcall_arm(vp, self) < 0)
 		ks_upcall_fallback(vp);
 	ks_upcall_blocked(vp, m);
@@ -108,7 +106,13 @@ void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 {
 	struct ks_act *self = m->tm_act;
 	sigset_t spare_mask;
+	uint64_t mine = 0;
 	self->ks_fs = m->tm_swapfs;
+	/* the mask the flow really had (a temporary one of its call is undone by now) against
+	   the one the claimer gave it */
+	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mine, sizeof mine, 0, 0);
+	if ((mine ^ self->ks_mask_applied) & ~(KS_SIGBIT(KS_SIG_UPCALL) | KS_SIGBIT(KS_SIG_CANCEL)))
+		KS_COUNT(mask_stale);
 	/* A call that blocked slept in the kernel: a voluntary switch. None since this activation
 	   became the runner means it was only preempted when the detector took the VP. */
 	if (ks_nvcsw() == self->ks_nvcsw)

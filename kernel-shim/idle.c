@@ -65,6 +65,7 @@ int ks_idle_arm(struct ks_vp *vp)
 		return -1;
 	int32_t cpu = cpu_of(vp->ks_runner);
 	vp->ks_idle_seen_mbox = NULL;
+	vp->ks_sb_pin = -1;
 	__atomic_store_n(&vp->ks_sb_cpu1, cpu >= 0 ? (uint32_t)cpu + 1 : KS_SB_ASLEEP,
 			 __ATOMIC_RELEASE);
 	vp->ks_idle_sb = sb;
@@ -84,14 +85,33 @@ void ks_idle_disarm(struct ks_vp *vp)
 	ks_futex_wake(&vp->ks_sb_cpu1, 1);
 }
 
+static void pin(pid_t tid, int32_t cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	ks_raw_syscall6(SYS_sched_setaffinity, tid, sizeof set, (long)&set, 0, 0, 0);
+}
+
+/* Pin the standby of `vp` to `cpu` unless it is there already. Either the standby does it, or
+ * the trap for it: a standby whose CPU is busy would never run to move itself. */
+static void move_standby(struct ks_vp *vp, struct ks_act *sb, int32_t cpu)
+{
+	if (__atomic_exchange_n(&vp->ks_sb_pin, cpu, __ATOMIC_RELAXED) != cpu)
+		pin(sb->ks_tid, cpu);
+}
+
 /* From the trap, after T1, on the activation's own stack and wearing the user's TLS: the
  * standby sleeps or is on another CPU than the runner. Touches no errno. */
 void ks_idle_kick(struct ks_vp *vp)
 {
 	int32_t cpu = cpu_of(vp->ks_runner);
 	uint32_t cur = __atomic_load_n(&vp->ks_sb_cpu1, __ATOMIC_RELAXED);
-	if (cpu < 0 || cur == 0)
+	struct ks_act *sb = __atomic_load_n(&vp->ks_idle_sb, __ATOMIC_ACQUIRE);
+	if (cpu < 0 || cur == 0 || !sb)
 		return;
+	/* pinned first, so that the wakeup below finds it on this CPU (no cross-CPU wakeup) */
+	move_standby(vp, sb, cpu);
 	/* a CAS, not a store: a concurrent disarm (0) must stay; losing to the standby's own
 	   change is harmless, the next trap looks again */
 	if (!__atomic_compare_exchange_n(&vp->ks_sb_cpu1, &cur, (uint32_t)cpu + 1, false,
@@ -100,14 +120,6 @@ void ks_idle_kick(struct ks_vp *vp)
 	KS_COUNT(idle_kicks);
 	if (cur == KS_SB_ASLEEP)
 		ks_futex_wake(&vp->ks_sb_cpu1, 1);
-}
-
-static void pin_to(int32_t cpu)
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof set, &set);
 }
 
 /* Hand the claim of call `s` of `m` to a normal spare, once per call. */
@@ -164,7 +176,7 @@ void ks_idle_loop(struct ks_act *act, struct ks_vp *vp)
 		uint32_t want = __atomic_load_n(&vp->ks_sb_cpu1, __ATOMIC_ACQUIRE);
 		if (want != 0 && want != KS_SB_ASLEEP && (int32_t)want - 1 != pinned) {
 			pinned = (int32_t)want - 1;
-			pin_to(pinned);
+			move_standby(vp, act, pinned);
 		}
 		struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread,
 							   __ATOMIC_ACQUIRE);
@@ -191,7 +203,7 @@ void ks_idle_loop(struct ks_act *act, struct ks_vp *vp)
 								     __ATOMIC_SEQ_CST,
 								     __ATOMIC_RELAXED)) {
 				pinned = rcpu;
-				pin_to(pinned);
+				move_standby(vp, act, pinned);
 			}
 			continue;
 		}

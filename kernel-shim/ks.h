@@ -46,6 +46,7 @@ struct ks_act {
 	int ks_claim_by;               /* CLAIM: the detector that sent it (enum sa_detector); a
 					  blocked runner: the detector that took its VP */
 	long ks_nvcsw;                 /* voluntary context switches when it became the runner */
+	uint64_t ks_mask_applied;      /* a blocked runner: the mask its claimer gave the flow */
 	struct ks_vp *ks_vp;           /* the VP it runs, or the VP of the call it executes */
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	bool ks_skip_pool;             /* born for a caller that gives it a task at once */
@@ -64,13 +65,13 @@ struct ks_vp {
 					  trap kicks it (ks_idle_kick) unless this is its runner's
 					  CPU + 1. */
 	uint32_t ks_sb_pad;
-	sigset_t ks_sigmask;           /* the user context's signal mask at sa_create() */
 	uint32_t ks_claiming;          /* one claimer at a time (CAS 0 -> 1) */
 	uint32_t ks_parked;            /* futex: 1 while the runner sleeps in sa_release() */
 	uint32_t ks_kicked;            /* sa_wakeup() on a VP that was not parked */
 	int ks_detector;               /* enum sa_detector chosen for this VP */
 	struct ks_act *ks_standby;     /* upcall detector: who receives this VP's signals */
 	struct ks_act *ks_idle_sb;     /* idle detector: the VP's standby at SCHED_IDLE */
+	int32_t ks_sb_pin;             /* the CPU the standby is pinned to, -1 none yet */
 	uint64_t ks_idle_seen;         /* idle detector: the call (tm_sys) it sent a claimer for */
 	struct sa_thr_mailbox *ks_idle_seen_mbox;
 	uint64_t ks_wd_seen;           /* watchdog: tm_sys at its last look */
@@ -119,7 +120,13 @@ void ks_tls_init(void);
 void ks_adopt_exit_tid(uint64_t fs);
 bool ks_rseq_own(struct ks_act *act);
 extern bool ks_rseq_ok;
-void ks_thread_sigmask(pid_t tid, sigset_t *mask);
+
+/* sigmask.c: the user context's signal mask, recorded in its TLS */
+extern __thread uint64_t ks_umask;
+void ks_umask_init(void);
+void ks_umask_refresh(void);
+uint64_t ks_umask_of(uint64_t fs);
+#define KS_SIGBIT(sig) (1ull << ((sig) - 1))
 
 /* act.c: activations and the pool */
 struct ks_act *ks_act_self_init(void);
@@ -195,6 +202,7 @@ struct ks_counters {
 	unsigned long activations, spares, claims_won, claims_lost, moved, sync_fallback;
 	unsigned long handoffs[SA_DETECT_COUNT]; /* per detector: blocked calls handed off */
 	unsigned long idle_kicks;                /* the trap woke or moved the idle standby */
+	unsigned long mask_stale;                /* a claim gave a flow an outdated signal mask */
 };
 extern struct ks_counters ks_stat;
 #define KS_COUNT(field) __atomic_fetch_add(&ks_stat.field, 1, __ATOMIC_RELAXED)

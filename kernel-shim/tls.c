@@ -124,27 +124,3 @@ bool ks_rseq_own(struct ks_act *act)
 	}
 	return true;
 }
-
-/* The signal mask of thread `tid` of this process (SigBlk in /proc/self/task/TID/status): what
- * the user context had when its call blocked. `mask` is left alone if it cannot be read. */
-void ks_thread_sigmask(pid_t tid, sigset_t *mask)
-{
-	char path[64], buf[2048];
-	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = 0;
-	char *p = strstr(buf, "SigBlk:");
-	if (!p)
-		return;
-	unsigned long long bits = strtoull(p + 7, NULL, 16);
-	sigemptyset(mask);
-	for (int sig = 1; sig <= 64; sig++)
-		if (bits & (1ULL << (sig - 1)))
-			sigaddset(mask, sig);
-}

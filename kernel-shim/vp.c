@@ -172,6 +172,8 @@ int sa_release(struct sa_mailbox *mb, const struct timespec *timeout)
 		dl = &deadline;
 	}
 	ks_upcall_park(vp->ks_runner, true);
+	ks_umask_refresh(); /* catch up with a mask changed out of sight */
+	ks_pool_prefill(1); /* a spare ready for the next claim: no thread set-up on its path */
 	/* R1: a completion is often a few microseconds away; a futex sleep and a cross-CPU
 	   wakeup would cost ~40 us */
 	uint64_t spin_until = vp->ks_runner->ks_spin ? ks_now_ns() + KS_SPIN_NS : 0;

@@ -1,0 +1,104 @@
+/*
+ * sigmask.c - the user context's signal mask, kept where a claimer can read it.
+ *
+ * The signal mask is part of a thread's identity: the activation that resumes a blocked flow's
+ * user context must wear the mask the flow had. Linux lets a thread read only its own mask;
+ * another thread's is in /proc/PID/task/TID/status, 12-19 us to read here and worse where
+ * system calls are dear: too slow for the path between a block and the upcall. So, as FreeBSD's
+ * KSE library kept its threads' masks in user space, the mask is recorded in the user
+ * context's TLS (ks_umask) whenever it changes, and a claimer reads it there by address.
+ *
+ * It changes through pthread_sigmask() and sigprocmask(), which this library wraps (the calls go
+ * on to the next definition, glibc's or a sanitizer's); through rt_sigprocmask made with
+ * laio_syscall() or sa_syscall(); and out of sight (siglongjmp, setcontext, a raw system call),
+ * which the runner catches up with at its next release (sa_release, laio_poll). The blocked
+ * activation checks the mask the claimer applied against its own when its call returns and
+ * counts a difference (sa_counters.mask_stale). Temporary masks (ppoll, pselect, epoll_pwait,
+ * a signal handler's) are the kernel's and are never recorded.
+ */
+#include <sys/syscall.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include "ks.h"
+
+__thread uint64_t ks_umask __attribute__((tls_model("initial-exec")));
+static long umask_off; /* &ks_umask - the TLS base: the same in every thread (initial-exec) */
+
+typedef int mask_fn(int how, const sigset_t *set, sigset_t *old);
+static mask_fn *next_pthread_sigmask, *next_sigprocmask;
+
+/* Signals no mask can hold: SIGKILL, SIGSTOP, and glibc's two internal ones (32, 33). */
+#define UNBLOCKABLE ((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)) | (1ull << 31) | (1ull << 32))
+
+static uint64_t word(const sigset_t *set)
+{
+	return *(const uint64_t *)set; /* glibc's sigset_t starts with the kernel's 64 bits */
+}
+
+__attribute__((constructor)) static void resolve(void)
+{
+	if (!next_pthread_sigmask)
+		next_pthread_sigmask = (mask_fn *)dlsym(RTLD_NEXT, "pthread_sigmask");
+	if (!next_sigprocmask)
+		next_sigprocmask = (mask_fn *)dlsym(RTLD_NEXT, "sigprocmask");
+}
+
+void ks_umask_init(void)
+{
+	umask_off = (long)((char *)&ks_umask - (char *)ks_get_fs());
+	ks_umask_refresh();
+}
+
+/* The recorded mask of the user context whose TLS base is `fs`. */
+uint64_t ks_umask_of(uint64_t fs)
+{
+	return __atomic_load_n((uint64_t *)(fs + (uint64_t)umask_off), __ATOMIC_RELAXED);
+}
+
+/* Record the calling thread's mask as the kernel has it now. Leaves errno alone. */
+void ks_umask_refresh(void)
+{
+	uint64_t m = 0;
+	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&m, sizeof m, 0, 0);
+	__atomic_store_n(&ks_umask, m, __ATOMIC_RELAXED);
+}
+
+/* The mask after a successful change from `old` by (how, set). */
+static void note(int how, const sigset_t *set, const sigset_t *old)
+{
+	uint64_t m = word(old);
+	if (set) {
+		uint64_t s = word(set);
+		m = how == SIG_BLOCK ? m | s : how == SIG_UNBLOCK ? m & ~s : s;
+	}
+	__atomic_store_n(&ks_umask, m & ~UNBLOCKABLE, __ATOMIC_RELAXED);
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t o;
+	if (!next_pthread_sigmask)
+		resolve();
+	int r = next_pthread_sigmask(how, set, &o);
+	if (r == 0) {
+		note(how, set, &o);
+		if (old)
+			*old = o;
+	}
+	return r;
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t o;
+	if (!next_sigprocmask)
+		resolve();
+	int r = next_sigprocmask(how, set, &o);
+	if (r == 0) {
+		note(how, set, &o);
+		if (old)
+			*old = o;
+	}
+	return r;
+}
