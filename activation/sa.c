@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,8 +60,19 @@ static void process_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	const char *e = getenv("LAIO_MAX_ACTIVATIONS");
-	if (e && atol(e) > 0)
-		ks_max_activations = (unsigned long)atol(e);
+	if (e && *e) {
+		/* strictly a decimal count from 1 to 2^20, or the default with a warning */
+		char *end;
+		int saved = errno;
+		errno = 0;
+		long v = strtol(e, &end, 10);
+		if (errno || end == e || *end || v < 1 || v > (1L << 20))
+			fprintf(stderr, "laio: LAIO_MAX_ACTIVATIONS=%s is not a number from 1 to %ld; "
+				"using %lu\n", e, 1L << 20, ks_max_activations);
+		else
+			ks_max_activations = (unsigned long)v;
+		errno = saved;
+	}
 	ks_tls_init();
 	ks_umask_init();
 	ks_membarrier_init();
@@ -352,4 +364,5 @@ void sa_counters(struct sa_counters *c)
 		c->handoffs[d] = __atomic_load_n(&ks_stat.handoffs[d], __ATOMIC_RELAXED);
 	c->idle_kicks = __atomic_load_n(&ks_stat.idle_kicks, __ATOMIC_RELAXED);
 	c->mask_stale = __atomic_load_n(&ks_stat.mask_stale, __ATOMIC_RELAXED);
+	c->idle_class = __atomic_load_n(&ks_stat.idle_class, __ATOMIC_RELAXED);
 }

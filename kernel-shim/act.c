@@ -139,6 +139,81 @@ void ks_act_give(struct ks_act *act, int kind, void *task)
 		ks_futex_wake(&act->ks_wake, 1);
 }
 
+/* A spare from the pool, or NULL: never creates a thread. For the idle detector's standby: a
+ * thread inherits its creator's scheduling policy, and one born at SCHED_IDLE could not leave
+ * it without privilege (user code must never run there). It asks the spawner instead. */
+struct ks_act *ks_act_take(void)
+{
+	pthread_mutex_lock(&pool_lock);
+	struct ks_act *act = pool;
+	if (act) {
+		pool = act->ks_next;
+		ks_stat.spares--;
+	}
+	unsigned long left = ks_stat.spares;
+	pthread_mutex_unlock(&pool_lock);
+	if (left < KS_POOL_LOW)
+		ks_pool_request(KS_POOL_LOW);
+	return act;
+}
+
+/* The spawner: a normal-class thread that tops the pool up to what was asked (spawn_want) when
+ * a thread that must not create threads itself (an idle-class standby) finds it low. */
+static uint32_t spawn_want;   /* futex */
+static pid_t spawner_pid;     /* the process whose spawner runs (a forked child starts its own) */
+
+static void *spawner_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		uint32_t want = __atomic_load_n(&spawn_want, __ATOMIC_ACQUIRE);
+		pthread_mutex_lock(&pool_lock);
+		unsigned long have = ks_stat.spares;
+		pthread_mutex_unlock(&pool_lock);
+		if (have < want && act_create(false))
+			continue;
+		/* asked for no more, or at the limit: sleep until asked again */
+		__atomic_store_n(&spawn_want, 0, __ATOMIC_RELAXED);
+		ks_futex_wait(&spawn_want, 0, NULL);
+	}
+	return NULL;
+}
+
+/* Start the spawner (from a normal-class thread: it inherits its creator's policy). */
+int ks_spawner_start(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int rc = 0;
+	pthread_mutex_lock(&lock);
+	if (spawner_pid != getpid()) {
+		pthread_attr_t attr;
+		sigset_t all, old;
+		pthread_t t;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 64 * 1024);
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&t, &attr, spawner_main, NULL) == 0 ? 0 : -1;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+		if (rc == 0)
+			spawner_pid = getpid();
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* Ask the spawner to bring the pool to at least `n` spares. */
+void ks_pool_request(unsigned n)
+{
+	uint32_t cur = __atomic_load_n(&spawn_want, __ATOMIC_RELAXED);
+	if (cur >= n)
+		return;
+	__atomic_store_n(&spawn_want, n, __ATOMIC_RELEASE);
+	ks_futex_wake(&spawn_want, 1);
+}
+
 /* Make sure at least `n` spares are idle (not: n more per call; threads come and go). */
 void ks_pool_prefill(int n)
 {
@@ -152,8 +227,24 @@ void ks_pool_prefill(int n)
 	}
 }
 
+/* The kernel thread that was the process's first (the thread group leader) must never exit
+ * while the process lives: /proc/self, readlink("/proc/self/exe") and the process's VmRSS are
+ * its. Activations exit only as the runner of a thread that ends, so once the leader has left
+ * its VP (its call went to the background and finished) it takes no other VP: it parks here for
+ * the life of the process instead of joining the pool. */
+static void park_leader_for_good(struct ks_act *act)
+{
+	static uint32_t never;
+	act->ks_role = KS_SPARE;
+	act->ks_vp = NULL;
+	for (;;)
+		ks_futex_wait(&never, 0, NULL);
+}
+
 static void pool_put(struct ks_act *act)
 {
+	if (act->ks_tid == getpid())
+		park_leader_for_good(act);
 	act->ks_role = KS_SPARE;
 	act->ks_vp = NULL;
 	pthread_mutex_lock(&pool_lock);
@@ -228,10 +319,12 @@ void ks_acts_atfork_parent(void)
 
 void ks_acts_atfork_child(void)
 {
+	spawn_want = 0;
 	pthread_mutex_init(&pool_lock, NULL);
 	pool = NULL;
 	ks_stat.spares = 0;
 	ks_stat.activations = 0;
+	ks_stat.idle_class = 0;
 }
 
 /* The activation of an exiting thread: it will never run again. Its stack goes back to the

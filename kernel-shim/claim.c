@@ -96,6 +96,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	self->ks_nvcsw = ks_nvcsw();
 	/* C5: the rest of the thread's identity, then the upcall */
 	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&umask, 0, sizeof umask, 0, 0);
+	ks_adopt_exit_tid(vp->ks_fs); /* a thread may exit without sa_destroy(): pthread_join */
 	if (vp->ks_lazy == SA_DETECT_UPCALL && ks_upcall_arm(vp, self) < 0)
 		ks_upcall_fallback(vp);
 	ks_upcall_blocked(vp, m);

@@ -63,6 +63,9 @@ int ks_idle_arm(struct ks_vp *vp)
 	pthread_mutex_unlock(&retired_lock);
 	if (!sb && !(sb = ks_act_get()))
 		return -1;
+	if (ks_spawner_start() < 0)
+		return -1;
+	ks_pool_prefill(2);
 	int32_t cpu = cpu_of(vp->ks_runner);
 	vp->ks_idle_seen_mbox = NULL;
 	vp->ks_sb_pin = -1;
@@ -133,8 +136,14 @@ static void send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
 			__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	struct ks_act *spare = ks_act_get();
+	/* from the pool only (an idle-class thread must not create one); if it is empty the
+	   spawner has been asked and the next look tries again */
+	struct ks_act *spare = ks_act_take();
 	if (!spare) {
+		if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) < ks_max_activations) {
+			vp->ks_idle_seen_mbox = NULL; /* not sent: look again */
+			return;
+		}
 		if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
 			__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
 		return;
@@ -169,7 +178,11 @@ void ks_idle_loop(struct ks_act *act, struct ks_vp *vp)
 	uint64_t quiet_since = 0;
 
 	act->ks_role = KS_IDLE;
-	sched_setscheduler(0, SCHED_IDLE, &sp);
+	if (!act->ks_idle_class) {
+		act->ks_idle_class = true;
+		KS_COUNT(idle_class);
+		sched_setscheduler(0, SCHED_IDLE, &sp);
+	}
 	for (;;) {
 		if (__atomic_load_n(&vp->ks_idle_sb, __ATOMIC_ACQUIRE) != act || vp->ks_dead)
 			break;

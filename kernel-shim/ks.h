@@ -51,6 +51,7 @@ struct ks_act {
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	bool ks_skip_pool;             /* born for a caller that gives it a task at once */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
+	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
 	struct ks_act *ks_next;        /* in the pool */
 	struct ks_act *ks_all_next;    /* in the list of every activation */
 };
@@ -131,6 +132,10 @@ uint64_t ks_umask_of(uint64_t fs);
 /* act.c: activations and the pool */
 struct ks_act *ks_act_self_init(void);
 struct ks_act *ks_act_get(void);
+struct ks_act *ks_act_take(void);
+int ks_spawner_start(void);
+void ks_pool_request(unsigned n);
+#define KS_POOL_LOW 4 /* the spawner keeps this many spares for an idle standby's claims */
 void ks_act_give(struct ks_act *act, int kind, void *task);
 __attribute__((noreturn)) void ks_act_become_spare(struct ks_act *act);
 void ks_pool_prefill(int n);
@@ -202,6 +207,7 @@ struct ks_counters {
 	unsigned long activations, spares, claims_won, claims_lost, moved, sync_fallback;
 	unsigned long handoffs[SA_DETECT_COUNT]; /* per detector: blocked calls handed off */
 	unsigned long idle_kicks;                /* the trap woke or moved the idle standby */
+	unsigned long idle_class;                /* activations at SCHED_IDLE */
 	unsigned long mask_stale;                /* a claim gave a flow an outdated signal mask */
 };
 extern struct ks_counters ks_stat;

@@ -43,10 +43,14 @@ struct laio_state {
 	int trace;
 	struct laio_stats st;
 	struct laio_state *dead_next;           /* on the list of states of exited threads */
+	int in_lib;                             /* inside laio_syscall() or laio_poll(): a signal
+						   handler that calls them again must not touch
+						   the state they are changing */
 	char *upcall_stack;
 };
 
 struct laio_state *laio_state_get(void);
+long laio_env_long(const char *name, long lo, long hi, long dflt);
 /* The body of laio_syscall(): entry.S jumps here (hidden, so the jump needs no PLT). */
 __attribute__((visibility("hidden")))
 long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5);

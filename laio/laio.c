@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -191,6 +192,27 @@ static void make_key(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
+/* A numeric environment setting: the whole value a decimal integer in [lo, hi]; anything else
+ * is reported on stderr and the default is used. */
+long laio_env_long(const char *name, long lo, long hi, long dflt)
+{
+	const char *e = getenv(name);
+	if (!e || !*e)
+		return dflt;
+	char *end;
+	int saved = errno;
+	errno = 0;
+	long v = strtol(e, &end, 10);
+	bool bad = errno || end == e || *end || v < lo || v > hi;
+	errno = saved;
+	if (bad) {
+		fprintf(stderr, "laio: %s=%s is not a number from %ld to %ld; using %ld\n", name, e, lo,
+			hi, dflt);
+		return dflt;
+	}
+	return v;
+}
+
 static int env_detector(void)
 {
 	const char *e = getenv("LAIO_DETECTOR");
@@ -229,9 +251,9 @@ static struct laio_state *state_new(void)
 	}
 	ls->current_handle = laio_handle_alloc(ls);
 	ls->max_inflight = LAIO_DEFAULT_MAX_INFLIGHT;
-	const char *e = getenv("LAIO_MAX_INFLIGHT");
-	if (e && atoi(e) > 0)
-		ls->max_inflight = atoi(e);
+	ls->max_inflight = (int)laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX,
+					      LAIO_DEFAULT_MAX_INFLIGHT);
+	const char *e;
 	e = getenv("LAIO_TRACE");
 	ls->trace = e && *e && strcmp(e, "0") != 0 && strcmp(e, "no") != 0 && strcmp(e, "off") != 0;
 	int d = env_detector();
@@ -266,8 +288,12 @@ struct laio_state *laio_state_get(void)
 long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
 {
 	struct laio_state *ls = laio_state_get();
-	if (__builtin_expect(!ls, 0))
+	/* no state (out of memory), or a signal handler that interrupted this thread inside
+	   laio_syscall() or laio_poll(): run the call synchronously, as syscall() does */
+	if (__builtin_expect(!ls || ls->in_lib, 0))
 		return syscall(number, a0, a1, a2, a3, a4, a5);
+	ls->in_lib = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
 	ls->st.calls++;
 	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
 	ls->current_handle->tm.tm_nr = number;
@@ -275,6 +301,8 @@ long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, lon
 	__atomic_store_n(&ls->mb.sa_curthread, &ls->current_handle->tm, __ATOMIC_RELEASE);
 	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
 	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED); /* upcalls off */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	ls->in_lib = 0;
 	return r;
 }
 
@@ -324,6 +352,9 @@ static int report(struct laio_state *ls, struct laio_completion *c, int n)
 	return got;
 }
 
+static int poll_locked(struct laio_state *ls, struct laio_completion completions[],
+		       int ncompletions, const struct timespec *timeout);
+
 static void release_vp(void *arg)
 {
 	struct laio_state *ls = arg;
@@ -346,6 +377,21 @@ int laio_poll(struct laio_completion completions[], int ncompletions,
 		errno = ENOMEM;
 		return -1;
 	}
+	if (ls->in_lib) {
+		errno = EDEADLK; /* from a signal handler that interrupted a LAIO call of this thread */
+		return -1;
+	}
+	ls->in_lib = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	int got = poll_locked(ls, completions, ncompletions, timeout);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	ls->in_lib = 0;
+	return got;
+}
+
+static int poll_locked(struct laio_state *ls, struct laio_completion completions[],
+		       int ncompletions, const struct timespec *timeout)
+{
 	int saved_errno = errno;
 	uint64_t deadline = 0;
 	struct timespec now, left;

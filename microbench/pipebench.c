@@ -36,6 +36,8 @@ const struct variant pb_variants[] = {
 	{"io_uring", V_URING, 0, "liburing IORING_OP_READ, submit + wait_cqe"},
 	{"pool", V_POOL, 0, "helper pthreads take requests from a queue (AMTED)"},
 #ifndef PIPEBENCH_NO_LAIO
+	{"laio-idle", V_LAIO, LAIO_DETECT_IDLE, "laio_syscall, idle detector (SCHED_IDLE standby)"},
+	{"laio-auto", V_LAIO, LAIO_DETECT_AUTO, "laio_syscall, the default detector"},
 	{"laio-probe", V_LAIO, LAIO_DETECT_PROBE, "laio_syscall, probe detector"},
 	{"laio-upcall", V_LAIO, LAIO_DETECT_UPCALL, "laio_syscall, upcall detector"},
 	{"laio-watchdog", V_LAIO, LAIO_DETECT_WATCHDOG, "laio_syscall, watchdog detector"},

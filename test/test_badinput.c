@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include "test-util.h"
+#include "sa.h"
 
 /* ---- what a call gave ---- */
 
@@ -826,7 +827,7 @@ static void init_body(int d)
 		int det;
 		int max;
 	} bad[] = {
-		{ "detector 5", 5, 0 },
+		{ "detector 6", 6, 0 },
 		{ "detector 100", 100, 0 },
 		{ "detector -1", -1, 0 },
 		{ "detector INT_MIN", INT_MIN, 0 },
@@ -942,5 +943,48 @@ Test(badinput, bad_detector_in_environment)
 	cr_expect_eq(laio_syscall(SYS_getpid), getpid());
 	const char *n = laio_detector_name(SYS_read);
 	cr_log_info("LAIO_DETECTOR=no-such-detector, LAIO_MAX_INFLIGHT=-5: read uses %s", n);
-	cr_expect_str_eq(n, "probe", "the default (auto) probes reads");
+	cr_expect_str_eq(n, sa_detector_available(SA_DETECT_IDLE, NULL) ? "idle" : "probe",
+			 "the default (auto) detector for reads");
+}
+
+/* Numeric environment settings are parsed strictly: a value that is not wholly a number in
+ * range is reported on stderr and the default is used (no atoi truncation: "2x" is not 2,
+ * 4294967298 is not 2). Each value in a child, whose stderr is read back. */
+static void env_value_in_child(const char *name, const char *value, char *out, size_t outsz)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 2);
+		setenv(name, value, 1);
+		_exit(laio_syscall(SYS_getpid) == getpid() ? 0 : 1);
+	}
+	close(p[1]);
+	ssize_t n, got = 0;
+	while ((n = read(p[0], out + got, outsz - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = 0;
+	close(p[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s=%s: the thread must still work", name,
+		  value);
+}
+
+Test(badinput, numeric_environment_strict)
+{
+	const char *names[] = { "LAIO_MAX_INFLIGHT", "LAIO_MAX_ACTIVATIONS" };
+	const char *bad[] = { "-5", "0", "2x", "4294967298", "99999999999999999999", " ", "0x10" };
+	char out[512];
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
+			env_value_in_child(names[i], bad[j], out, sizeof out);
+			cr_expect(strstr(out, "is not a number") != NULL,
+				  "%s=%s: no warning (stderr: \"%s\")", names[i], bad[j], out);
+		}
+		env_value_in_child(names[i], "64", out, sizeof out);
+		cr_expect(out[0] == 0, "%s=64 is good: nothing to say, got \"%s\"", names[i], out);
+	}
 }

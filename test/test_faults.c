@@ -866,7 +866,7 @@ static bool settle(double secs)
 	struct sa_counters c;
 	do {
 		sa_counters(&c);
-		if (c.spares == c.activations)
+		if (c.spares + c.idle_class == c.activations) /* idle standbys never rejoin */
 			return true;
 		usleep(5 * 1000);
 	} while (now_s() < end);

@@ -37,7 +37,7 @@ struct attempt {
 static void claim_on_own_stack(void *arg)
 {
 	struct attempt *a = arg;
-	ks_claim(a->self, a->vp, a->m, CALL); /* returns only when it does not take the VP */
+	ks_claim(a->self, a->vp, a->m, CALL, SA_DETECT_WATCHDOG); /* returns only when it does not take the VP */
 	ks_resume(&back, 0);
 }
 
@@ -72,8 +72,8 @@ static struct outcome attempt(uint64_t verdict)
 	vp->ks_mbox = &mb;
 	vp->ks_runner = runner;
 	vp->ks_fs = ks_get_fs();            /* a won claim wears it: our own, nothing changes */
-	pthread_sigmask(SIG_SETMASK, NULL, &vp->ks_sigmask);
 	vp->ks_detector = SA_DETECT_PROBE;  /* nothing to arm after a won claim */
+	vp->ks_lazy = SA_DETECT_WATCHDOG;
 	vp->ks_refs = 1;                    /* the claimer's */
 	runner->ks_role = KS_RUNNER;
 	runner->ks_vp = vp;

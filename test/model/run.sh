@@ -9,7 +9,6 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-model=$here/handoff.pml
 jobs=${JOBS:-2}
 
 for tool in spin gcc; do
@@ -26,7 +25,8 @@ trap 'rm -rf "$work"' EXIT
 check() {
 	local name=$1 expect=$2 mode=$3
 	shift 3
-	local d=$work/$name opt cflags runflags
+	local d=$work/$name opt cflags runflags model=$here/handoff.pml
+	case $name in idle*) model=$here/idle.pml ;; esac  # the idle detector's standby
 	mkdir -p "$d" && cp "$model" "$d/" || return
 	cd "$d" || return
 	if [ "$expect" = ok ]; then opt=-O2; else opt=-O0; fi  # small searches: compile fast
@@ -36,7 +36,7 @@ check() {
 		cflags="-DNFAIR=3"; runflags="-a -f"
 	fi
 	local t0=$SECONDS verdict=fail detail
-	if ! spin -a "$@" handoff.pml >spin.log 2>&1; then
+	if ! spin -a "$@" "$(basename "$model")" >spin.log 2>&1; then
 		detail="spin -a failed: $(head -n 3 spin.log | tr '\n' ' ')"
 	elif ! gcc $opt -w -DVECTORSZ=2048 -DMEMLIM=8192 -DCOLLAPSE $cflags -o pan pan.c \
 		>gcc.log 2>&1; then
@@ -66,7 +66,7 @@ check() {
 		fi
 	fi
 	local label
-	if [ "$expect" = ok ]; then label="correct model, $mode"; else label="$name ($mode)"; fi
+	if [ "$expect" = ok ]; then label="correct $(basename "$model"), $mode"; else label="$name ($mode)"; fi
 	printf '%-4s %-40s %s (%ds)\n' "$(echo "$verdict" | tr a-z A-Z)" "$label" "$detail" \
 		$((SECONDS - t0)) >"$work/$name.line"
 	echo "$verdict" >"$work/$name.rc"
@@ -85,6 +85,10 @@ runs=(
 	"AS_WRITTEN_WAKEUP violation safety -DAS_WRITTEN_WAKEUP"
 	"AS_WRITTEN_GIVE violation safety -DAS_WRITTEN_GIVE"
 	"AS_WRITTEN_CANCEL violation safety -DAS_WRITTEN_CANCEL"
+	"idle ok safety"
+	"idle-IDLE_NO_MEMBARRIER violation safety -DIDLE_NO_MEMBARRIER"
+	"idle-IDLE_LOAD_BEFORE_T1 violation safety -DIDLE_LOAD_BEFORE_T1"
+	"idle-IDLE_KICK_STORE violation safety -DIDLE_KICK_STORE"
 )
 
 names=()
