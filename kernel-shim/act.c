@@ -160,6 +160,7 @@ struct ks_act *ks_act_take(void)
 /* The spawner: a normal-class thread that tops the pool up to what was asked (spawn_want) when
  * a thread that must not create threads itself (an idle-class standby) finds it low. */
 static uint32_t spawn_want;   /* futex */
+bool ks_spawn_failed;         /* its last attempt failed (limit, no memory, no thread) */
 static pid_t spawner_pid;     /* the process whose spawner runs (a forked child starts its own) */
 
 static void *spawner_main(void *arg)
@@ -170,8 +171,12 @@ static void *spawner_main(void *arg)
 		pthread_mutex_lock(&pool_lock);
 		unsigned long have = ks_stat.spares;
 		pthread_mutex_unlock(&pool_lock);
-		if (have < want && act_create(false))
-			continue;
+		if (have < want) {
+			bool made = act_create(false) != NULL;
+			__atomic_store_n(&ks_spawn_failed, !made, __ATOMIC_RELAXED);
+			if (made)
+				continue;
+		}
 		/* asked for no more, or at the limit: sleep until asked again */
 		__atomic_store_n(&spawn_want, 0, __ATOMIC_RELAXED);
 		ks_futex_wait(&spawn_want, 0, NULL);

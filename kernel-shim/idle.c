@@ -140,7 +140,8 @@ static void send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
 	   spawner has been asked and the next look tries again */
 	struct ks_act *spare = ks_act_take();
 	if (!spare) {
-		if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) < ks_max_activations) {
+		if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) < ks_max_activations &&
+		    !__atomic_load_n(&ks_spawn_failed, __ATOMIC_RELAXED)) {
 			vp->ks_idle_seen_mbox = NULL; /* not sent: look again */
 			return;
 		}

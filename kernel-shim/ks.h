@@ -135,6 +135,7 @@ struct ks_act *ks_act_get(void);
 struct ks_act *ks_act_take(void);
 int ks_spawner_start(void);
 void ks_pool_request(unsigned n);
+extern bool ks_spawn_failed;
 #define KS_POOL_LOW 4 /* the spawner keeps this many spares for an idle standby's claims */
 void ks_act_give(struct ks_act *act, int kind, void *task);
 __attribute__((noreturn)) void ks_act_become_spare(struct ks_act *act);
