@@ -123,7 +123,7 @@ bool ks_rseq_own(struct ks_act *act);
 extern bool ks_rseq_ok;
 
 /* sigmask.c: the user context's signal mask, recorded in its TLS */
-extern __thread uint64_t ks_umask;
+extern __thread uint64_t ks_umask __attribute__((tls_model("initial-exec")));
 void ks_umask_init(void);
 void ks_umask_refresh(void);
 uint64_t ks_umask_of(uint64_t fs);
