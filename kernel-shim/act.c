@@ -151,9 +151,13 @@ struct ks_act *ks_act_take(void)
 		ks_stat.spares--;
 	}
 	unsigned long left = ks_stat.spares;
+	unsigned long busy = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) - left;
 	pthread_mutex_unlock(&pool_lock);
-	if (left < KS_POOL_LOW)
-		ks_pool_request(KS_POOL_LOW);
+	/* keep a quarter of the activations in use spare, at least KS_POOL_LOW: calls that go to
+	   the background in bursts then find a spare made ahead, not one made on their path */
+	unsigned long want = KS_POOL_LOW + busy / 4;
+	if (left < want)
+		ks_pool_request((unsigned)want);
 	return act;
 }
 
