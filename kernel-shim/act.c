@@ -19,6 +19,10 @@ unsigned long ks_max_activations = 65536;
 struct ks_counters ks_stat;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held while a kernel thread is being created, and by fork(): a child forked in the middle of
+ * pthread_create() would inherit the creator's locks held (a sanitizer's thread registry, for
+ * one), and the spawner creates threads at any time. */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ks_act *pool;           /* LIFO: the last parked is the likeliest still spinning */
 static struct ks_act *all_acts;
 static int inject_failures;
@@ -102,16 +106,16 @@ static struct ks_act *act_create(bool for_caller)
 	pthread_attr_setstacksize(&attr, 64 * 1024);
 	sigfillset(&all);
 	sigdelset(&all, KS_SIG_CANCEL);
+	pthread_mutex_lock(&create_lock);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&t, &attr, act_start, act);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
-	if (rc != 0)
-		return NULL; /* act stays on all_acts, unused: harmless */
 	/* its tid must be known before anyone routes a signal to it */
-	while (__atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
+	while (rc == 0 && __atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
 		ks_futex_wait((uint32_t *)&act->ks_tid, 0, NULL);
-	return act;
+	pthread_mutex_unlock(&create_lock);
+	return rc == 0 ? act : NULL; /* a failed one stays on all_acts, unused: harmless */
 }
 
 /* Take a spare (the pool's newest), creating one if the pool is empty. NULL at the limit. */
@@ -318,18 +322,21 @@ void ks_act_become_spare(struct ks_act *act)
 /* fork(): only the calling thread exists in the child; the pool's threads do not. */
 void ks_acts_atfork_prepare(void)
 {
+	pthread_mutex_lock(&create_lock);
 	pthread_mutex_lock(&pool_lock);
 }
 
 void ks_acts_atfork_parent(void)
 {
 	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&create_lock);
 }
 
 void ks_acts_atfork_child(void)
 {
 	spawn_want = 0;
 	pthread_mutex_init(&pool_lock, NULL);
+	pthread_mutex_init(&create_lock, NULL);
 	pool = NULL;
 	ks_stat.spares = 0;
 	ks_stat.activations = 0;

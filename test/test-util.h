@@ -29,6 +29,17 @@ int rand_r(unsigned *seed)
 }
 #endif
 
+/* ThreadSanitizer cannot start threads in the child of a fork() of a multi-threaded process
+ * ("starting new threads after multi-threaded fork is not supported"), and a child that uses
+ * LAIO starts some. */
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_FORK_UNDER_TSAN()                                                                 \
+	cr_skip_test("ThreadSanitizer does not support threads started after a fork() of a "   \
+		     "multi-threaded process")
+#else
+#define SKIP_FORK_UNDER_TSAN() do { } while (0)
+#endif
+
 static const char *const det_names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 
 static inline double now_s(void)

@@ -975,6 +975,7 @@ static void env_value_in_child(const char *name, const char *value, char *out, s
 
 Test(badinput, numeric_environment_strict)
 {
+	SKIP_FORK_UNDER_TSAN();
 	const char *names[] = { "LAIO_MAX_INFLIGHT", "LAIO_MAX_ACTIVATIONS" };
 	const char *bad[] = { "-5", "0", "2x", "4294967298", "99999999999999999999", " ", "0x10" };
 	char out[512];
