@@ -163,32 +163,6 @@ int sa_create(struct sa_mailbox *mb)
 	return 0;
 }
 
-/* Calls that must run directly: they end or replace the thread or process, or create one that
- * would start on the trap's stack. */
-static bool passthrough(long nr)
-{
-	switch (nr) {
-	case SYS_exit: case SYS_exit_group: case SYS_execve: case SYS_execveat:
-	case SYS_fork: case SYS_vfork: case SYS_clone: case SYS_clone3:
-	case SYS_rt_sigreturn:
-		return true;
-	}
-	return false;
-}
-
-/* Calls that act on the calling kernel thread: never moved to another activation. */
-static bool thread_bound(long nr)
-{
-	switch (nr) {
-	case SYS_gettid: case SYS_rt_sigprocmask: case SYS_sigaltstack: case SYS_set_tid_address:
-	case SYS_arch_prctl: case SYS_prctl: case SYS_sched_setaffinity: case SYS_sched_getaffinity:
-	case SYS_unshare: case SYS_setns: case SYS_set_robust_list: case SYS_rseq:
-	case SYS_capset: case SYS_rt_sigtimedwait: case SYS_rt_sigsuspend:
-		return true;
-	}
-	return false;
-}
-
 void ks_routes_fill(struct ks_vp *vp)
 {
 	/* auto: where the idle standby works, every call takes the trap (a plain read costs less
@@ -197,12 +171,14 @@ void ks_routes_fill(struct ks_vp *vp)
 	bool auto_probe = vp->ks_detector == SA_DETECT_AUTO && vp->ks_lazy != SA_DETECT_IDLE;
 	for (long nr = 0; nr < 512; nr++) {
 		int r;
-		if (passthrough(nr))
+		int cls = sa_call_class(nr);
+		if (cls == SA_CALL_DIRECT)
 			r = KS_ROUTE_DIRECT;
 		else if (vp->ks_detector == SA_DETECT_PROBE)
 			r = ks_probe_applies(nr) ? KS_ROUTE_PROBE : KS_ROUTE_DIRECT;
 		else if (vp->ks_detector == SA_DETECT_EAGER)
-			r = thread_bound(nr) ? KS_ROUTE_DIRECT : KS_ROUTE_MOVE;
+			r = cls == SA_CALL_THREAD ? KS_ROUTE_DIRECT
+			    : cls == SA_CALL_ARGS ? KS_ROUTE_MOVE_ARGS : KS_ROUTE_MOVE;
 		else if (auto_probe && ks_probe_applies(nr))
 			r = KS_ROUTE_PROBE;
 		else
@@ -281,7 +257,7 @@ const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 	switch (vp->ks_route[nr]) {
 	case KS_ROUTE_DIRECT: return "none";
 	case KS_ROUTE_PROBE: return "probe";
-	case KS_ROUTE_MOVE: return "eager";
+	case KS_ROUTE_MOVE: case KS_ROUTE_MOVE_ARGS: return "eager";
 	}
 	if (vp->ks_wd_fallback)
 		return "watchdog";
@@ -319,6 +295,13 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 		case KS_ROUTE_MOVE: {
 			long args[6] = { a1, a2, a3, a4, a5, a6 };
 			raw = ks_move_call(vp, nr, args, SA_DETECT_EAGER);
+			break;
+		}
+		case KS_ROUTE_MOVE_ARGS: {
+			long args[6] = { a1, a2, a3, a4, a5, a6 };
+			raw = sa_call_thread_bound(nr, args)
+				? ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6)
+				: ks_move_call(vp, nr, args, SA_DETECT_EAGER);
 			break;
 		}
 		default:

@@ -213,6 +213,14 @@ int sa_detector_available(int detector, const char **why);
 /* The detector the VP really uses for system call `nr`: "probe", "upcall", ... */
 const char *sa_detector_name(struct sa_mailbox *mb, long nr);
 
+/* What a system call acts on (activation/calls.c, docs/syscalls.md): only SA_CALL_ANY calls,
+ * and SA_CALL_ARGS calls whose arguments do not name the caller, may run on another kernel
+ * thread (the eager and probe detectors move calls before they run). */
+enum { SA_CALL_ANY, SA_CALL_DIRECT, SA_CALL_THREAD, SA_CALL_ARGS };
+int sa_call_class(long nr);
+/* With these arguments, does call `nr` depend on the calling kernel thread? */
+int sa_call_thread_bound(long nr, const long args[6]);
+
 /* Counters of the shim, for statistics and tests (process-wide). */
 struct sa_counters {
 	unsigned long activations;   /* kernel threads created */

@@ -94,7 +94,7 @@ struct ks_vp {
 };
 
 /* How sa_syscall() runs a call of a given number (ks_vp.ks_route). */
-enum { KS_ROUTE_DIRECT, KS_ROUTE_TRAP, KS_ROUTE_PROBE, KS_ROUTE_MOVE };
+enum { KS_ROUTE_DIRECT, KS_ROUTE_TRAP, KS_ROUTE_PROBE, KS_ROUTE_MOVE, KS_ROUTE_MOVE_ARGS };
 void ks_routes_fill(struct ks_vp *vp);
 
 #define KS_SIG_CANCEL (SIGRTMAX - 1) /* interrupts a background call (sa_interrupt) */

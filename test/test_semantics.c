@@ -2,6 +2,7 @@
  * descriptor named when laio_syscall() was called (as a call blocked in the kernel does), and
  * partial results are the kernel's (a pipe with less than asked, MSG_WAITALL). */
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include "test-util.h"
 #include "sa.h"
 
@@ -119,4 +120,118 @@ Test(semantics, partial_results_are_the_kernels)
 		cr_log_info("partial results [%s]: %d mismatch(es)", det_names[d], bad);
 		cr_expect_eq(bad, 0, "[%s] a partial result differs from syscall()'s", det_names[d]);
 	}
+}
+
+/* Calls that depend on the calling kernel thread are never moved, and answer for the flow's
+ * kernel thread exactly as syscall() does, before and after a handoff (under eager every other
+ * call is moved). The list is the kernel's table, classified in activation/calls.c. */
+struct tb { int bad, moved; };
+
+static void thread_bound_body(void *arg)
+{
+	struct tb *t = arg;
+	char a[128], b[128];
+	struct timespec ts;
+	long sa = 0, sb = 0;
+	for (int round = 0; round < 2; round++) {
+		long r;
+		/* readlink("/proc/thread-self") names the kernel thread that runs the call */
+		memset(a, 0, sizeof a);
+		memset(b, 0, sizeof b);
+		r = laio_syscall(SYS_readlink, "/proc/thread-self", a, sizeof a - 1);
+		if (r == -1 && errno == EINPROGRESS)
+			t->moved++;
+		syscall(SYS_readlink, "/proc/thread-self", b, sizeof b - 1);
+		if (strcmp(a, b) != 0)
+			t->bad++;
+		r = laio_syscall(SYS_rt_sigpending, &sa, 8);
+		syscall(SYS_rt_sigpending, &sb, 8);
+		if (r != 0 || sa != sb)
+			t->bad++;
+		r = laio_syscall(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &ts);
+		if (r != 0)
+			t->bad++;
+		void *head = NULL, *h2 = NULL;
+		size_t len = 0;
+		r = laio_syscall(SYS_get_robust_list, 0, &head, &len);
+		syscall(SYS_get_robust_list, 0, &h2, &len);
+		if (r != 0 || head != h2)
+			t->bad++;
+		r = laio_syscall(SYS_getpriority, 0, 0);
+		if (r != syscall(SYS_getpriority, 0, 0))
+			t->bad++;
+		r = laio_syscall(SYS_sched_getscheduler, 0);
+		if (r != syscall(SYS_sched_getscheduler, 0))
+			t->bad++;
+		unsigned c1 = 99, c2 = 98;
+		r = laio_syscall(SYS_getcpu, &c1, NULL, NULL);
+		if (r != 0 || c1 > 4096)
+			t->bad++;
+		(void)c2;
+		struct rusage ru;
+		r = laio_syscall(SYS_getrusage, RUSAGE_THREAD, &ru);
+		if (r != 0)
+			t->bad++;
+		/* a handoff between the rounds: the flow moves to another kernel thread */
+		int p[2];
+		make_pipe(p);
+		pthread_t w;
+		pthread_create(&w, NULL, write_after, (void *)(long)p[1]);
+		char c[4];
+		if (laio_syscall(SYS_read, p[0], c, 3) == -1 && errno == EINPROGRESS) {
+			struct laio_completion done;
+			poll_n(&done, 1, 10);
+		}
+		pthread_join(w, NULL);
+		close(p[0]);
+		close(p[1]);
+	}
+}
+
+Test(semantics, thread_bound_calls_answer_for_the_flows_thread)
+{
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
+		struct tb t = { 0, 0 };
+		if (with_detector(d, thread_bound_body, &t) < 0)
+			continue;
+		cr_log_info("thread-bound calls [%s]: %d mismatch(es), %d moved", det_names[d], t.bad,
+			    t.moved);
+		cr_expect_eq(t.bad, 0, "[%s] a thread-bound call answered for another thread",
+			     det_names[d]);
+		cr_expect_eq(t.moved, 0, "[%s] a thread-bound call was moved", det_names[d]);
+	}
+}
+
+/* Every number in the kernel's table has a class; the classes the tests rely on are right. */
+Test(semantics, every_system_call_is_classified)
+{
+	FILE *f = fopen("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "r");
+	if (!f)
+		f = fopen("/usr/include/asm/unistd_64.h", "r");
+	if (!f)
+		cr_skip_test("the kernel's system call table (asm/unistd_64.h) is not installed");
+	char line[256], name[128];
+	long nr;
+	int n = 0, counts[4] = { 0 };
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "#define __NR_%127s %ld", name, &nr) == 2) {
+			int c = sa_call_class(nr);
+			cr_expect(c >= SA_CALL_ANY && c <= SA_CALL_ARGS, "%s: class %d", name, c);
+			if (c >= 0 && c < 4)
+				counts[c]++;
+			n++;
+		}
+	fclose(f);
+	cr_log_info("%d system calls: %d may move, %d direct, %d thread-bound, %d by argument", n,
+		    counts[SA_CALL_ANY], counts[SA_CALL_DIRECT], counts[SA_CALL_THREAD],
+		    counts[SA_CALL_ARGS]);
+	cr_expect_gt(n, 300, "the table was read");
+	cr_expect_eq(sa_call_class(SYS_gettid), SA_CALL_THREAD);
+	cr_expect_eq(sa_call_class(SYS_rt_sigpending), SA_CALL_THREAD);
+	cr_expect_eq(sa_call_class(SYS_exit), SA_CALL_DIRECT);
+	cr_expect_eq(sa_call_class(SYS_read), SA_CALL_ANY);
+	long thread_clock[6] = { CLOCK_THREAD_CPUTIME_ID };
+	long proc_clock[6] = { CLOCK_MONOTONIC };
+	cr_expect(sa_call_thread_bound(SYS_clock_gettime, thread_clock));
+	cr_expect(!sa_call_thread_bound(SYS_clock_gettime, proc_clock));
 }
