@@ -352,5 +352,6 @@ void ks_act_retire(struct ks_act *act)
 	if (fd >= 0)
 		close(fd);
 	act->ks_role = KS_BLOCKED;
+	ks_rseq_drop(act); /* the caller is its kernel thread */
 	munmap((char *)act->ks_kstack_top - KS_KSTACK_SIZE, KS_KSTACK_SIZE);
 }

@@ -56,6 +56,8 @@ int ks_idle_arm(struct ks_vp *vp)
 {
 	if (vp->ks_idle_sb)
 		return 0;
+	if (cpu_of(vp->ks_runner) < 0)
+		return -1; /* the runner has no rseq area: its CPU cannot be read */
 	pthread_mutex_lock(&retired_lock);
 	struct ks_act *sb = retired;
 	if (sb)

@@ -120,6 +120,7 @@ void ks_set_fs(uint64_t fs);
 void ks_tls_init(void);
 void ks_adopt_exit_tid(uint64_t fs);
 bool ks_rseq_own(struct ks_act *act);
+void ks_rseq_drop(struct ks_act *act);
 extern bool ks_rseq_ok;
 
 /* sigmask.c: the user context's signal mask, recorded in its TLS */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/rseq.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +118,20 @@ bool ks_rseq_own(struct ks_act *act)
 					    RSEQ_SIG, 0, 0) == 0)
 				break;
 	}
-	if (ks_raw_syscall6(SYS_rseq, (long)&act->ks_rseq, sizeof act->ks_rseq, 0, RSEQ_SIG, 0,
-			    0) != 0) {
-		__atomic_store_n(&ks_rseq_ok, false, __ATOMIC_RELAXED);
-		return false;
+	long r = ks_raw_syscall6(SYS_rseq, (long)&act->ks_rseq, sizeof act->ks_rseq, 0, RSEQ_SIG,
+				 0, 0);
+	if (r != 0) {
+		if (r == -ENOSYS)
+			__atomic_store_n(&ks_rseq_ok, false, __ATOMIC_RELAXED);
+		return false; /* cpu_id stays RSEQ_CPU_ID_UNINITIALIZED: no idle standby for it */
 	}
 	return true;
+}
+
+/* The thread is done with this activation (it exits, or leaves its VP for good): drop the
+ * registration, so that a later activation of the same kernel thread can register its own. */
+void ks_rseq_drop(struct ks_act *act)
+{
+	ks_raw_syscall6(SYS_rseq, (long)&act->ks_rseq, sizeof act->ks_rseq, RSEQ_FLAG_UNREGISTER,
+			RSEQ_SIG, 0, 0);
 }
