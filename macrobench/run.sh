@@ -48,6 +48,13 @@ gen_set() { # name MiB
 }
 
 echo "set,arch,conns,requests,throughput_rps,mib_s,lat_mean_ms,lat_p50_ms,lat_p99_ms,errors" > "$CSV"
+# the machine, beside the figures (scripts/results-tables.sh prints it with every table)
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs"
+	echo "kernel: $(uname -r)"
+	echo "root: $ROOT; mode: $MODE; memory limit: $MEM_LIMIT; connections: $CONNS; $DUR s per point"
+} > "$BUILD/macrobench-machine.txt"
 echo "set,arch,disk_calls,disk_blocked,blocked_share" > "$STATS"
 for set in $SETS; do
 	if [ $set = berkeley ] && [ $ROOT = 0 ]; then

@@ -1,0 +1,102 @@
+#!/bin/sh
+# scripts/results-tables.sh - the tables of docs/results.md, from the CSVs the benchmarks write
+# (no figure is copied by hand). Prints Markdown on stdout.
+# Usage: sh scripts/results-tables.sh [BUILD_DIR]
+#   BUILD_DIR/pipebench.csv          make bench (or bench-quick)
+#   BUILD_DIR/macrobench.csv         make macrobench (or macrobench-quick), with
+#   BUILD_DIR/macrobench-machine.txt and BUILD_DIR/macrobench-stats.csv
+set -eu
+build=${1:-build}
+
+pipe_tables() {
+	awk '
+	# one CSV line into f[1..]: fields may be quoted and hold commas
+	function csv(line, f,    n, q, c, i, cur) {
+		n = 0; q = 0; cur = ""
+		for (i = 1; i <= length(line); i++) {
+			c = substr(line, i, 1)
+			if (c == "\"") q = !q
+			else if (c == "," && !q) { f[++n] = cur; cur = "" }
+			else cur = cur c
+		}
+		f[++n] = cur
+		return n
+	}
+	NR == 1 { nc = csv($0, h); for (i = 1; i <= nc; i++) col[h[i]] = i; next }
+	{
+		csv($0, g)
+		m = g[col["mode"]]; n[m]++; row[m, n[m]] = $0
+		machine = g[col["cpu_model"]] ", kernel " g[col["kernel"]] ", root " g[col["root"]] \
+			  ", perf_event_paranoid " g[col["perf_event_paranoid"]] ", reader " \
+			  g[col["reader_cpu"]] ", writer " g[col["writer_cpu"]]
+		rounds = g[col["rounds"]]
+	}
+	END {
+		print "Machine: " machine "; " rounds " rounds, variants interleaved; medians over rounds, spread = min-max of the rounds.\n"
+		for (k = 0; k < 2; k++) {
+			m = k == 0 ? "full" : "empty"
+			u = k == 0 ? "ns" : "us"; d = k == 0 ? 1 : 1000
+			print "Pipe **" m "** (" (k == 0 ? "no read blocks" : "every read blocks") "):\n"
+			print "| variant | " u "/read | spread | x raw | x NB | x AIO | x io_uring | notes |"
+			print "|---|---:|---:|---:|---:|---:|---:|---|"
+			for (i = 1; i <= n[m]; i++) {
+				delete f
+				csv(row[m, i], f)
+				if (f[col["status"]] != "ok") { print "| " f[col["variant"]] " | - | | | | | | " f[col["status"]] " |"; continue }
+				note = f[col["detector"]] != "" ? "detector " f[col["detector"]] ", blocked " sprintf("%.1f%%", 100 * f[col["blocked_share"]]) : ""
+				printf "| %s | %.*f | %.*f-%.*f | %.2f | %.2f | %.2f | %.2f | %s |\n", f[col["variant"]],
+					k, f[col["median_ns"]] / d, k, f[col["min_ns"]] / d, k, f[col["max_ns"]] / d,
+					f[col["ratio_raw"]], f[col["ratio_nb"]], f[col["ratio_aio"]], f[col["ratio_uring"]], note
+			}
+			print ""
+		}
+	}' "$1"
+}
+
+macro_tables() {
+	[ -f "$build/macrobench-machine.txt" ] && sed 's/^/    /' "$build/macrobench-machine.txt" && echo
+	awk -F, '
+	NR == 1 { next }
+	{
+		k = $1 SUBSEP $2
+		if (!(k in best) || $5 + 0 > best[k] + 0) { best[k] = $5; at[k] = $3; p99[k] = $9 }
+		if (!($1 in seen)) { seen[$1] = 1; sets[++ns] = $1 }
+		if (!(($1, $2) in sa)) { sa[$1, $2] = 1; archs[$1, ++na[$1]] = $2 }
+	}
+	END {
+		for (s = 1; s <= ns; s++) {
+			set = sets[s]; top = ""; topv = 0; second = 0
+			for (a = 1; a <= na[set]; a++) {
+				x = archs[set, a]
+				if (x != "LAIO-LAIO" && best[set, x] + 0 > topv) { topv = best[set, x]; top = x }
+			}
+			print "Set **" set "**, peak throughput over the connection counts:\n"
+			print "| architecture | peak requests/s | at connections | p99 latency there (ms) | / best other |"
+			print "|---|---:|---:|---:|---:|"
+			for (a = 1; a <= na[set]; a++) {
+				x = archs[set, a]
+				printf "| %s | %.0f | %s | %s | %.2f |\n", x, best[set, x], at[set, x], p99[set, x], topv ? best[set, x] / topv : 0
+			}
+			print "\nBest architecture other than LAIO-LAIO: " top ".\n"
+		}
+	}' "$build/macrobench.csv"
+	if [ -f "$build/macrobench-stats.csv" ]; then
+		echo "Disk calls that blocked (laio_stats of the LAIO servers):"
+		echo
+		echo "| set | architecture | disk calls | blocked | share |"
+		echo "|---|---|---:|---:|---:|"
+		awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$build/macrobench-stats.csv"
+		echo
+	fi
+}
+
+if [ -f "$build/pipebench.csv" ]; then
+	echo "### The pipe microbenchmark (\`$build/pipebench.csv\`)"
+	echo
+	pipe_tables "$build/pipebench.csv"
+fi
+if [ -f "$build/macrobench.csv" ]; then
+	echo "### The web server (\`$build/macrobench.csv\`)"
+	echo
+	macro_tables
+fi
