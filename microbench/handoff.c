@@ -176,8 +176,9 @@ int main(int argc, char **argv)
 {
 	long n = 2000;
 	int cpu = 0, quick = 0, n_set = 0;
-	char only[256] = "";
+	char only[256] = "", csv[4096] = "";
 	static const struct option lo[] = {{"n", required_argument, 0, 'n'},
+					   {"csv", required_argument, 0, 'v'},
 					   {"quick", no_argument, 0, 'q'},
 					   {"cpu", required_argument, 0, 'c'},
 					   {"only", required_argument, 0, 'o'},
@@ -195,10 +196,12 @@ int main(int argc, char **argv)
 		case 'q': quick = 1; break;
 		case 'c': cpu = mb_parse_cpu(optarg); break;
 		case 'o': snprintf(only, sizeof only, ",%s,", optarg); break;
+		case 'v': snprintf(csv, sizeof csv, "%s", optarg); break;
 		case 'h':
 		default:
 			printf("usage: handoff [--n K (default 2000)] [--quick (K=300)] "
-			       "[--cpu C|none (default 0)] [--only probe,upcall,watchdog,eager]\n");
+			       "[--cpu C|none (default 0)] [--only idle,probe,upcall,watchdog,eager]\n"
+			       "       [--csv PATH (default OUTDIR/handoff.csv)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -287,6 +290,15 @@ int main(int argc, char **argv)
 	}
 
 	int status = 0; /* 4: some detector missed blocks */
+	if (!csv[0]) {
+		char dir[3500];
+		mb_default_outdir(dir, sizeof dir);
+		snprintf(csv, sizeof csv, "%s/handoff.csv", dir);
+	}
+	FILE *cf = fopen(csv, "w");
+	if (cf)
+		fprintf(cf, "detector,used,samples,median_ns,p90_ns,p99_ns,completion_p50_ns,missed,"
+			    "root,cpu_model,ncpu,kernel\n");
 	printf("\n== summary: hand-off latency (laio_syscall entry -> EINPROGRESS) ==\n");
 	printf("%-10s %-10s %7s %10s %10s %10s %14s  %s\n", "detector", "used", "samples", "median",
 	       "p90", "p99", "completion p50", "missed blocks");
@@ -308,9 +320,19 @@ int main(int argc, char **argv)
 		}
 		if (j->missed)
 			status = 4;
+		if (cf && s)
+			fprintf(cf, "%s,%s,%ld,%.0f,%.0f,%.0f,%.0f,%lu,%s,\"%s\",%d,\"%s\"\n",
+				dets[d].name, j->used, j->samples, mb_pct_sorted(j->handoff, s, 50),
+				mb_pct_sorted(j->handoff, s, 90), mb_pct_sorted(j->handoff, s, 99),
+				mb_pct_sorted(j->complete, s, 50), j->missed, si.root ? "yes" : "no",
+				si.cpu_model, si.ncpu, si.kernel);
 		printf("%-10s %-10s %7ld %10s %10s %10s %14s  %lu%s\n", dets[d].name, j->used,
 		       j->samples, a, b, c3, d4, j->missed,
 		       j->missed >= 3 ? " (stopped early: the detector misses blocks)" : "");
+	}
+	if (cf) {
+		fclose(cf);
+		printf("CSV: %s\n", csv);
 	}
 	return status;
 }

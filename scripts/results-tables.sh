@@ -3,6 +3,7 @@
 # (no figure is copied by hand). Prints Markdown on stdout.
 # Usage: sh scripts/results-tables.sh [BUILD_DIR]
 #   BUILD_DIR/pipebench.csv          make bench (or bench-quick)
+#   BUILD_DIR/handoff.csv            make bench (or bench-quick)
 #   BUILD_DIR/macrobench.csv         make macrobench (or macrobench-quick), with
 #   BUILD_DIR/macrobench-machine.txt and BUILD_DIR/macrobench-stats.csv
 set -eu
@@ -94,6 +95,16 @@ if [ -f "$build/pipebench.csv" ]; then
 	echo "### The pipe microbenchmark (\`$build/pipebench.csv\`)"
 	echo
 	pipe_tables "$build/pipebench.csv"
+fi
+if [ -f "$build/handoff.csv" ]; then
+	echo "### Hand-off latency (\`$build/handoff.csv\`): laio_syscall() entry -> EINPROGRESS, an empty pipe"
+	echo
+	awk -F, 'NR == 2 { m = $10 ", " $11 " CPUs, kernel " $12 ", root " $9; gsub(/"/, "", m)
+		  print "Machine: " m ".\n"
+		  print "| detector | used | samples | median (us) | p90 (us) | p99 (us) | completion p50 (us) | missed blocks |"
+		  print "|---|---|---:|---:|---:|---:|---:|---:|" }
+		NR > 1 { printf "| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %s |\n", $1, $2, $3, $4 / 1e3, $5 / 1e3, $6 / 1e3, $7 / 1e3, $8 }' "$build/handoff.csv"
+	echo
 fi
 if [ -f "$build/macrobench.csv" ]; then
 	echo "### The web server (\`$build/macrobench.csv\`)"
