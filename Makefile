@@ -30,7 +30,7 @@ TEST_BIN := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRC))
 EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 
 .PHONY: all deps test-deps check test model check-asan check-tsan install clean bench bench-quick \
-        stress examples macrobench macrobench-quick
+        stress examples macrobench macrobench-quick results
 all: deps $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc
 
 # The libevent adapter is a library of its own, so that liblaio does not depend on libevent.
@@ -104,6 +104,10 @@ stress: all
 bench bench-quick: all
 	@sh scripts/deps.sh bench
 	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
+
+# docs/results.md's tables, from the CSVs the last `make bench` and `make macrobench` wrote
+results:
+	sh scripts/results-tables.sh $(BUILD) --update docs/results.md
 
 macrobench macrobench-quick: all
 	@sh scripts/deps.sh bench

@@ -16,6 +16,9 @@
  */
 #include <sys/syscall.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
+#include <errno.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 #include <stdint.h>
@@ -73,9 +76,14 @@ static bool own_thread_clock(long clk)
 
 static bool thread_self_path(long p)
 {
-	const char *s = (const char *)p;
-	/* a bad pointer is the call's EFAULT to report, not ours to take */
-	return s && (uintptr_t)s >= 4096 && strncmp(s, "/proc/thread-self", 17) == 0;
+	/* read it through the kernel: a bad pointer is the call's EFAULT to report, not a fault of
+	   ours (only the eager detector asks, for calls that take a path) */
+	static const char want[] = "/proc/thread-self";
+	char buf[sizeof want - 1];
+	struct iovec local = { buf, sizeof buf }, remote = { (void *)p, sizeof buf };
+	if (syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) != (long)sizeof buf)
+		return false;
+	return memcmp(buf, want, sizeof buf) == 0;
 }
 
 /* For SA_CALL_ARGS: do these arguments make the call thread-bound? */

@@ -1,13 +1,28 @@
 #!/bin/sh
 # scripts/results-tables.sh - the tables of docs/results.md, from the CSVs the benchmarks write
 # (no figure is copied by hand). Prints Markdown on stdout.
-# Usage: sh scripts/results-tables.sh [BUILD_DIR]
+# Usage: sh scripts/results-tables.sh [BUILD_DIR]            the tables on stdout
+#        sh scripts/results-tables.sh BUILD_DIR --update FILE the tables replace what stands
+#            between the lines "<!-- generated tables -->" and "<!-- end of generated tables -->"
+#            of FILE (docs/results.md; `make results` does this)
 #   BUILD_DIR/pipebench.csv          make bench (or bench-quick)
 #   BUILD_DIR/handoff.csv            make bench (or bench-quick)
 #   BUILD_DIR/macrobench.csv         make macrobench (or macrobench-quick), with
 #   BUILD_DIR/macrobench-machine.txt and BUILD_DIR/macrobench-stats.csv
 set -eu
 build=${1:-build}
+if [ "${2:-}" = --update ]; then
+	file=$3
+	out=$(mktemp)
+	sh "$0" "$build" >"$out.tables"
+	awk -v tables="$out.tables" '
+		/^<!-- generated tables -->$/ { print; while ((getline l < tables) > 0) print l; skip = 1; next }
+		/^<!-- end of generated tables -->$/ { skip = 0 }
+		!skip { print }' "$file" >"$out"
+	mv "$out" "$file"
+	rm -f "$out.tables"
+	exit 0
+fi
 
 pipe_tables() {
 	awk '

@@ -235,3 +235,100 @@ Test(semantics, every_system_call_is_classified)
 	cr_expect(sa_call_thread_bound(SYS_clock_gettime, thread_clock));
 	cr_expect(!sa_call_thread_bound(SYS_clock_gettime, proc_clock));
 }
+
+/*
+ * The differential test of the whole table: every system call number that is safe to call in a
+ * test process, with two argument cases that fail early (every argument -1: a bad descriptor, a
+ * bad pointer, an invalid count or flag; and descriptor 9999, not open, with the rest -1),
+ * through syscall() and laio_syscall() under every detector: the result and errno must be the
+ * same (a call that went to the background: its completion's). Not called: calls that end,
+ * replace or clone the thread or process, that wait for ever whatever their arguments (pause),
+ * that change the process for good even with these arguments (umask, alarm, set_tid_address,
+ * setsid, vhangup), and that create a descriptor for any argument (inotify_init, eventfd).
+ */
+static bool differential_skip(long nr)
+{
+	switch (nr) {
+	case SYS_exit: case SYS_exit_group: case SYS_execve: case SYS_execveat: case SYS_fork:
+	case SYS_vfork: case SYS_clone: case SYS_clone3: case SYS_rt_sigreturn: case SYS_pause:
+	case SYS_umask: case SYS_alarm: case SYS_set_tid_address: case SYS_setsid: case SYS_vhangup:
+	case SYS_inotify_init: case SYS_eventfd: case SYS_restart_syscall: case SYS_sync:
+	case SYS_rt_sigsuspend: case SYS_msgget: case SYS_semget: case SYS_shmget:
+	case SYS_personality: case SYS_epoll_create:
+	/* set*id(9999) as root succeeds and drops the calling thread's privileges for good */
+	case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
+	case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_setgroups: case SYS_capset:
+		return true;
+	}
+	return false;
+}
+
+struct diff { long nrs[512]; int n; int cases, mismatches, background; char first[256]; };
+
+static void differential_body(void *arg)
+{
+	struct diff *df = arg;
+	for (int k = 0; k < df->n; k++) {
+		long nr = df->nrs[k];
+		for (int c = 0; c < 2; c++) {
+			long a0 = c == 0 ? -1 : 9999;
+			errno = 0;
+			long want = syscall(nr, a0, -1L, -1L, -1L, -1L, -1L);
+			int we = want == -1 ? errno : 0;
+			errno = 0;
+			long got = laio_syscall(nr, a0, -1L, -1L, -1L, -1L, -1L);
+			int ge = got == -1 ? errno : 0;
+			if (got == -1 && ge == EINPROGRESS) {
+				struct laio_completion done;
+				df->background++;
+				if (poll_n(&done, 1, 10) != 1) {
+					got = -2;
+				} else {
+					got = done.laio_return_value;
+					ge = got == -1 ? done.laio_errno : 0;
+				}
+			}
+			df->cases++;
+			if (got != want || ge != we) {
+				if (getenv("DIFF_TRACE"))
+					fprintf(stderr, "mismatch: call %ld case %d: syscall %ld %s, "
+						"laio %ld %s\n", nr, c, want, strerror(we), got,
+						strerror(ge));
+				if (!df->mismatches)
+					snprintf(df->first, sizeof df->first,
+						 "call %ld case %d: syscall %ld %s, laio %ld %s", nr, c,
+						 want, strerror(we), got, strerror(ge));
+				df->mismatches++;
+			}
+		}
+	}
+}
+
+Test(semantics, differential_every_call_number, .timeout = 240)
+{
+	FILE *f = fopen("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "r");
+	if (!f)
+		f = fopen("/usr/include/asm/unistd_64.h", "r");
+	if (!f)
+		cr_skip_test("the kernel's system call table (asm/unistd_64.h) is not installed");
+	static struct diff df;
+	char line[256], name[128];
+	long nr;
+	df.n = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "#define __NR_%127s %ld", name, &nr) == 2 && !differential_skip(nr) &&
+		    df.n < 512)
+			df.nrs[df.n++] = nr;
+	fclose(f);
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
+		df.cases = df.mismatches = df.background = 0;
+		df.first[0] = 0;
+		if (with_detector(d, differential_body, &df) < 0)
+			continue;
+		cr_log_info("differential [%s]: %d call numbers, %d cases, %d mismatches, %d went to "
+			    "the background%s%s", det_names[d], df.n, df.cases, df.mismatches,
+			    df.background, df.mismatches ? "; first: " : "", df.first);
+		cr_expect_eq(df.mismatches, 0, "[%s] %d mismatches; first: %s", det_names[d],
+			     df.mismatches, df.first);
+	}
+}
