@@ -7,6 +7,7 @@
  * one). Reported per detector: reads, EINPROGRESS returns, and what laio_stats() counted as
  * spurious. For each detector a fresh thread runs for --secs seconds (default 3; --quick 1).
  */
+#define _GNU_SOURCE
 #include <sys/syscall.h>
 #include <errno.h>
 #include <fcntl.h>
