@@ -84,6 +84,26 @@ static void *act_start(void *arg)
 	ks_run_on(act->ks_kstack_top, spare_main, act);
 }
 
+/* A detached kernel thread with a small pthread stack, born with every signal blocked (but the
+ * cancel signal, if `cancel_open`). 0 or pthread_create()'s error. */
+static int start_thread(void *(*fn)(void *), void *arg, bool cancel_open)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	sigfillset(&all);
+	if (cancel_open)
+		sigdelset(&all, KS_SIG_CANCEL);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&t, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
 /* A new kernel thread, born with every signal blocked but the cancel signal. It joins the
  * pool, unless it is created for a caller that gives it a task at once (`for_caller`). */
 static struct ks_act *act_create(bool for_caller)
@@ -98,19 +118,8 @@ static struct ks_act *act_create(bool for_caller)
 	if (!act)
 		return NULL;
 	act->ks_skip_pool = for_caller;
-	pthread_attr_t attr;
-	sigset_t all, old;
-	pthread_t t;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
-	sigfillset(&all);
-	sigdelset(&all, KS_SIG_CANCEL);
 	pthread_mutex_lock(&create_lock);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&t, &attr, act_start, act);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
+	int rc = start_thread(act_start, act, true);
 	/* its tid must be known before anyone routes a signal to it */
 	while (rc == 0 && __atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
 		ks_futex_wait((uint32_t *)&act->ks_tid, 0, NULL);
@@ -119,7 +128,8 @@ static struct ks_act *act_create(bool for_caller)
 }
 
 /* Take a spare (the pool's newest), creating one if the pool is empty. NULL at the limit. */
-struct ks_act *ks_act_get(void)
+/* The pool's newest spare, or NULL; `left` gets how many stay. */
+static struct ks_act *pool_pop(unsigned long *left)
 {
 	pthread_mutex_lock(&pool_lock);
 	struct ks_act *act = pool;
@@ -127,10 +137,16 @@ struct ks_act *ks_act_get(void)
 		pool = act->ks_next;
 		ks_stat.spares--;
 	}
+	*left = ks_stat.spares;
 	pthread_mutex_unlock(&pool_lock);
-	if (act)
-		return act;
-	return act_create(true);
+	return act;
+}
+
+struct ks_act *ks_act_get(void)
+{
+	unsigned long left;
+	struct ks_act *act = pool_pop(&left);
+	return act ? act : act_create(true);
 }
 
 /* Hand a task to an activation taken with ks_act_get(). */
@@ -148,15 +164,9 @@ void ks_act_give(struct ks_act *act, int kind, void *task)
  * it without privilege (user code must never run there). It asks the spawner instead. */
 struct ks_act *ks_act_take(void)
 {
-	pthread_mutex_lock(&pool_lock);
-	struct ks_act *act = pool;
-	if (act) {
-		pool = act->ks_next;
-		ks_stat.spares--;
-	}
-	unsigned long left = ks_stat.spares;
+	unsigned long left;
+	struct ks_act *act = pool_pop(&left);
 	unsigned long busy = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) - left;
-	pthread_mutex_unlock(&pool_lock);
 	/* keep a quarter of the activations in use spare, at least KS_POOL_LOW: calls that go to
 	   the background in bursts then find a spare made ahead, not one made on their path */
 	unsigned long want = KS_POOL_LOW + busy / 4;
@@ -199,17 +209,7 @@ int ks_spawner_start(void)
 	int rc = 0;
 	pthread_mutex_lock(&lock);
 	if (spawner_pid != getpid()) {
-		pthread_attr_t attr;
-		sigset_t all, old;
-		pthread_t t;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 64 * 1024);
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		rc = pthread_create(&t, &attr, spawner_main, NULL) == 0 ? 0 : -1;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&attr);
+		rc = start_thread(spawner_main, NULL, false) == 0 ? 0 : -1;
 		if (rc == 0)
 			spawner_pid = getpid();
 	}

@@ -75,12 +75,11 @@ static void note(int how, const sigset_t *set, const sigset_t *old)
 	__atomic_store_n(&ks_umask, m & ~UNBLOCKABLE, __ATOMIC_RELAXED);
 }
 
-int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+/* Call the next definition of a mask function, and record the mask it leaves. */
+static int change(mask_fn *fn, int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t o;
-	if (!next_pthread_sigmask)
-		resolve();
-	int r = next_pthread_sigmask(how, set, &o);
+	int r = fn(how, set, &o);
 	if (r == 0) {
 		note(how, set, &o);
 		if (old)
@@ -89,16 +88,16 @@ int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 	return r;
 }
 
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	if (!next_pthread_sigmask)
+		resolve();
+	return change(next_pthread_sigmask, how, set, old);
+}
+
 int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
-	sigset_t o;
 	if (!next_sigprocmask)
 		resolve();
-	int r = next_sigprocmask(how, set, &o);
-	if (r == 0) {
-		note(how, set, &o);
-		if (old)
-			*old = o;
-	}
-	return r;
+	return change(next_sigprocmask, how, set, old);
 }

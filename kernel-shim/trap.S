@@ -11,6 +11,25 @@
 
 	.text
 
+/* The system call's arguments (all in caller-saved registers) around a call into C or the
+ * kernel on the trap's rare paths; six pushes keep the own stack 16-byte aligned for a call. */
+.macro SAVE_ARGS
+	pushq	%rdi
+	pushq	%rsi
+	pushq	%rdx
+	pushq	%rcx
+	pushq	%r8
+	pushq	%r9
+.endm
+.macro RESTORE_ARGS
+	popq	%r9
+	popq	%r8
+	popq	%rcx
+	popq	%rdx
+	popq	%rsi
+	popq	%rdi
+.endm
+
 /* long ks_trap(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
  * Returns the kernel's raw result (-errno on error), or the value an upcall handler resumed
  * the saved context with. */
@@ -125,43 +144,23 @@ ks_trap_window_end:
 
 .Lkick:
 	/* wake the watchdog (rare: only the first call after it went to sleep) */
-	pushq	%rdi
-	pushq	%rsi
-	pushq	%rdx
-	pushq	%rcx
-	pushq	%r8
-	pushq	%r9
+	SAVE_ARGS
 	movl	$0, ks_wd_asleep(%rip)
 	leaq	ks_wd_asleep(%rip), %rdi
 	movl	$129, %esi			/* FUTEX_WAKE_PRIVATE */
 	movl	$1, %edx
 	movl	$202, %eax			/* SYS_futex */
 	syscall
-	popq	%r9
-	popq	%r8
-	popq	%rcx
-	popq	%rdx
-	popq	%rsi
-	popq	%rdi
+	RESTORE_ARGS
 	jmp	.Lidle
 
 .Lidle_kick:
 	/* wake the idle standby or send it to this CPU (rare: the first call after it went to
 	   sleep, or after the runner moved) */
-	pushq	%rdi
-	pushq	%rsi
-	pushq	%rdx
-	pushq	%rcx
-	pushq	%r8
-	pushq	%r9
+	SAVE_ARGS
 	movq	%r14, %rdi
 	call	ks_idle_kick
-	popq	%r9
-	popq	%r8
-	popq	%rcx
-	popq	%rdx
-	popq	%rsi
-	popq	%rdi
+	RESTORE_ARGS
 	jmp	.Lenter
 
 	/* A cancel signal arrived between T1 and the system call: the call did not run. */
