@@ -285,7 +285,9 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 			long args[6] = { a1, a2, a3, a4, a5, a6 };
 			int p = ks_probe_try(nr, args, &raw);
 			if (p == 0)
-				raw = ks_move_call(vp, nr, args, SA_DETECT_PROBE);
+				raw = ks_move_call(vp, nr, args, SA_DETECT_PROBE, 0);
+			else if (p == 2) /* the rest of a partial read goes to the background */
+				raw = ks_move_call(vp, nr, args, SA_DETECT_PROBE, raw);
 			else if (p < 0)
 				raw = vp->ks_detector == SA_DETECT_AUTO
 					? ks_trap(nr, a1, a2, a3, a4, a5, a6)
@@ -294,14 +296,14 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 		}
 		case KS_ROUTE_MOVE: {
 			long args[6] = { a1, a2, a3, a4, a5, a6 };
-			raw = ks_move_call(vp, nr, args, SA_DETECT_EAGER);
+			raw = ks_move_call(vp, nr, args, SA_DETECT_EAGER, 0);
 			break;
 		}
 		case KS_ROUTE_MOVE_ARGS: {
 			long args[6] = { a1, a2, a3, a4, a5, a6 };
 			raw = sa_call_thread_bound(nr, args)
 				? ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6)
-				: ks_move_call(vp, nr, args, SA_DETECT_EAGER);
+				: ks_move_call(vp, nr, args, SA_DETECT_EAGER, 0);
 			break;
 		}
 		default:

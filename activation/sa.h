@@ -68,6 +68,8 @@ struct sa_thr_mailbox {
 	struct cds_wfcq_node tm_next;      /* link on sa_completed */
 	struct sa_thr_mailbox *tm_link;    /* link in an upcall's sa_done list */
 	void *tm_udata;                    /* for the user-level scheduler */
+	long tm_prefix;                    /* a moved call that continues a partial probe: the bytes
+					      already read, added to its result (shim private) */
 	unsigned tm_dupfds;                /* a moved call: the arguments (bit i: tm_args[i]) that are
 					      duplicates of the caller's descriptors (shim private) */
 };

@@ -164,12 +164,14 @@ void ks_membarrier_init(void);
 void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
 
 /* move.c: the moved-call direction */
-long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by);
+long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long prefix);
 void ks_run_moved_call(struct ks_act *act, struct sa_thr_mailbox *m);
+long ks_with_prefix(long raw, long prefix);
 
 /* detectors */
-/* 1: done without blocking (raw set); 0: would block (move it); -1: no probe for this fd */
-int ks_probe_try(long nr, const long args[6], long *raw);
+/* 1: done without blocking (raw set); 0: would block (move it); -1: no probe for this fd;
+ * 2: a partial result that is not the call's (raw: the bytes read; args: the rest to move) */
+int ks_probe_try(long nr, long args[6], long *raw);
 bool ks_probe_applies(long nr);
 int ks_watchdog_start(void);
 void ks_watchdog_kick(void);

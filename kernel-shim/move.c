@@ -86,9 +86,18 @@ static void release_files(struct sa_thr_mailbox *m)
 	m->tm_dupfds = 0;
 }
 
+/* The result of a call that continues `prefix` bytes already read: read() reports what it read
+ * before an error, and an error only when it read nothing. */
+long ks_with_prefix(long raw, long prefix)
+{
+	if (prefix <= 0)
+		return raw;
+	return (unsigned long)raw >= -4095UL ? prefix : raw + prefix;
+}
+
 /* Give the call to a spare and upcall SA_BLOCKED; returns (raw) what the upcall handler resumes
  * the caller with. With no spare to be had, or upcalls off, the call runs here, synchronously. */
-long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by)
+long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long prefix)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
 	struct sa_thr_mailbox *m = mb->sa_curthread;
@@ -99,12 +108,14 @@ long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by)
 	if (!spare) {
 		KS_COUNT(sync_fallback);
 		__atomic_fetch_add(&mb->sa_nsync, 1, __ATOMIC_RELAXED);
-		return ks_raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+		long raw = ks_raw_syscall6(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+		return ks_with_prefix(raw, prefix);
 	}
 	m->tm_nr = nr;
 	for (int i = 0; i < 6; i++)
 		m->tm_args[i] = args[i];
 	hold_files(m);
+	m->tm_prefix = prefix;
 	m->tm_act = spare;
 	__atomic_store_n(&m->tm_cstate, SA_CALL_QUEUED, __ATOMIC_RELEASE);
 	/* the struct lives on this stack, which stays untouched until the context is resumed */

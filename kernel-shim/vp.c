@@ -68,6 +68,8 @@ void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	struct sa_mailbox *mb = vp->ks_mbox;
 	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_ACQUIRE);
 	settle_cancel(m);
+	raw = ks_with_prefix(raw, m->tm_prefix);
+	m->tm_prefix = 0;
 	if ((unsigned long)raw >= -4095UL) {
 		m->tm_retval = -1;
 		m->tm_errno = (int)-raw;

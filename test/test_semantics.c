@@ -111,6 +111,96 @@ static void partial_body(void *arg)
 	close(p[1]);
 }
 
+/* A regular file only partly in the page cache: a read of all of it returns all of it. */
+static int cached_part_fd = -1;
+#define BIG (16 << 20)
+
+static long laio_result(long r)
+{
+	if (r == -1 && errno == EINPROGRESS) {
+		struct laio_completion c;
+		return poll_n(&c, 1, 30) == 1 ? c.laio_return_value : -2;
+	}
+	return r;
+}
+
+static void partly_cached_body(void *arg)
+{
+	int *bad = arg;
+	static char buf[BIG];
+	for (int k = 0; k < 2; k++) {
+		/* evict the file, then bring its first 64 KiB back */
+		fdatasync(cached_part_fd);
+		posix_fadvise(cached_part_fd, 0, 0, POSIX_FADV_DONTNEED);
+		cr_expect_eq(pread(cached_part_fd, buf, 65536, 0), 65536);
+		long r;
+		if (k == 0) {
+			r = laio_result(laio_syscall(SYS_pread64, cached_part_fd, buf, BIG, 0));
+		} else {
+			lseek(cached_part_fd, 0, SEEK_SET);
+			r = laio_result(laio_syscall(SYS_read, cached_part_fd, buf, BIG));
+			if (lseek(cached_part_fd, 0, SEEK_CUR) != BIG)
+				(*bad)++; /* the file position moved by what was read */
+		}
+		if (r != BIG)
+			(*bad)++;
+	}
+}
+
+/* A stream socket with SO_RCVLOWAT 10 and 5 bytes queued: read and recvfrom wait for 10. */
+static void *write_five_later(void *arg)
+{
+	usleep(30000);
+	cr_expect_eq(write((int)(long)arg, "67890", 5), 5);
+	return NULL;
+}
+
+static void lowat_body(void *arg)
+{
+	int *bad = arg;
+	for (int k = 0; k < 2; k++) {
+		int sv[2], lowat = 10;
+		char buf[16];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		cr_assert_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat), 0);
+		cr_expect_eq(write(sv[1], "12345", 5), 5);
+		pthread_t t;
+		pthread_create(&t, NULL, write_five_later, (void *)(long)sv[1]);
+		long r = k == 0 ? laio_syscall(SYS_recvfrom, sv[0], buf, sizeof buf, 0, NULL, NULL)
+				: laio_syscall(SYS_read, sv[0], buf, sizeof buf);
+		r = laio_result(r);
+		pthread_join(t, NULL);
+		if (r != 10 || memcmp(buf, "1234567890", 10) != 0)
+			(*bad)++;
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+Test(semantics, partial_results_file_and_rcvlowat, .timeout = 120)
+{
+	char path[] = "/tmp/laio-partial-XXXXXX";
+	cached_part_fd = mkstemp(path);
+	cr_assert_geq(cached_part_fd, 0);
+	unlink(path);
+	static char chunk[1 << 20];
+	memset(chunk, 'p', sizeof chunk);
+	for (int i = 0; i < BIG / (1 << 20); i++)
+		cr_assert_eq(write(cached_part_fd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
+		int bad_file = 0, bad_sock = 0;
+		if (with_detector(d, partly_cached_body, &bad_file) < 0)
+			continue;
+		with_detector(d, lowat_body, &bad_sock);
+		cr_log_info("partial results [%s]: partly cached file %d mismatch(es), SO_RCVLOWAT %d",
+			    det_names[d], bad_file, bad_sock);
+		cr_expect_eq(bad_file, 0, "[%s] a read of a partly cached file came back short",
+			     det_names[d]);
+		cr_expect_eq(bad_sock, 0, "[%s] SO_RCVLOWAT was not waited for", det_names[d]);
+	}
+	close(cached_part_fd);
+}
+
 Test(semantics, partial_results_are_the_kernels)
 {
 	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
