@@ -66,3 +66,8 @@ Test(stress_small, eager, .timeout = 120)
 {
 	small(LAIO_DETECT_EAGER);
 }
+
+Test(stress_small, idle, .timeout = 120)
+{
+	small(LAIO_DETECT_IDLE);
+}

@@ -5,7 +5,7 @@
  *
  * --calls     laio_syscall() calls per detector, all threads together (default 10000000)
  * --threads   LAIO worker threads, each with its own feeder thread (default 4)
- * --detector  auto, upcall, probe, watchdog, eager, or all (default): each in turn
+ * --detector  auto, upcall, probe, watchdog, eager, idle, or all (default): each in turn
  * --seconds   per detector, stop issuing calls after this long (default 0: no limit)
  * --seed      for the random mix (default 1)
  * --no-cancel no laio_cancel() calls
@@ -19,7 +19,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: stress [--calls N] [--threads N] [--detector auto|upcall|probe|watchdog|"
+	fprintf(f, "usage: stress [--calls N] [--threads N] [--detector auto|idle|upcall|probe|watchdog|"
 		"eager|all] [--seconds S] [--seed N] [--no-cancel] [--cancels N]\n");
 }
 
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 		printf(", at most %.0f s per detector\n", o.seconds);
 	fflush(stdout);
 	long errors = 0;
-	struct stress_totals t[5];
+	struct stress_totals t[6];
 	for (int d = 0; d < 6; d++) {
 		if (only >= 0 && d != only)
 			continue;
