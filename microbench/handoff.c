@@ -50,6 +50,7 @@ struct job {
 };
 
 static struct mb_watch watch;
+static int sleep_mode; /* --sleep: a 2 ms nanosleep (no non-blocking form) instead of the read */
 
 static void *run(void *arg)
 {
@@ -65,7 +66,7 @@ static void *run(void *arg)
 				 : "");
 		return NULL;
 	}
-	snprintf(j->used, sizeof j->used, "%s", laio_detector_name(SYS_read));
+	snprintf(j->used, sizeof j->used, "%s", laio_detector_name(sleep_mode ? SYS_nanosleep : SYS_read));
 	int p[2];
 	MB_CHECK(pipe2(p, O_CLOEXEC));
 	atomic_store(&watch.rescue_fd, p[1]);
@@ -73,12 +74,14 @@ static void *run(void *arg)
 	for (long i = 0; i < j->warm + j->n; i++) {
 		atomic_store_explicit(&watch.progress, (unsigned long)i, memory_order_relaxed);
 		atomic_store_explicit(&watch.phase, MB_PH_SYSCALL, memory_order_relaxed);
+		static const struct timespec two_ms = { 0, 2000000 };
 		uint64_t t0 = mb_now_ns();
-		long r = laio_syscall(SYS_read, p[0], &c, 1);
+		long r = sleep_mode ? laio_syscall(SYS_nanosleep, &two_ms, NULL)
+				    : laio_syscall(SYS_read, p[0], &c, 1);
 		uint64_t t1 = mb_now_ns();
 		int e = errno;
 		atomic_store_explicit(&watch.phase, MB_PH_WAIT, memory_order_relaxed);
-		if (r == 1) {
+		if (r == (sleep_mode ? 0 : 1)) {
 			j->missed++; /* the watchdog's rescue byte released a missed block */
 			if (j->missed >= 3) {
 				fprintf(stderr, "handoff: %s: 3 missed blocks (the last at call %ld): "
@@ -92,7 +95,7 @@ static void *run(void *arg)
 				j->det->name, r, strerror(e));
 		void *h = laio_gethandle();
 		uint64_t tw = mb_now_ns();
-		if (write(p[1], "x", 1) != 1)
+		if (!sleep_mode && write(p[1], "x", 1) != 1)
 			mb_die("write");
 		struct laio_completion comp;
 		int k;
@@ -102,7 +105,7 @@ static void *run(void *arg)
 		uint64_t t2 = mb_now_ns();
 		if (k != 1)
 			mb_die("laio_poll returned %d", k);
-		if (comp.laio_handle != h || comp.laio_return_value != 1)
+		if (comp.laio_handle != h || comp.laio_return_value != (sleep_mode ? 0 : 1))
 			mb_fail("%s: completion handle %p (expected %p), return %ld, errno %d",
 				j->det->name, comp.laio_handle, h, comp.laio_return_value,
 				comp.laio_errno);
@@ -180,6 +183,7 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {{"n", required_argument, 0, 'n'},
 					   {"csv", required_argument, 0, 'v'},
 					   {"quick", no_argument, 0, 'q'},
+					   {"sleep", no_argument, 0, 's'},
 					   {"cpu", required_argument, 0, 'c'},
 					   {"only", required_argument, 0, 'o'},
 					   {"help", no_argument, 0, 'h'},
@@ -194,6 +198,7 @@ int main(int argc, char **argv)
 				mb_fail("bad --n '%s'", optarg);
 			break;
 		case 'q': quick = 1; break;
+		case 's': sleep_mode = 1; break;
 		case 'c': cpu = mb_parse_cpu(optarg); break;
 		case 'o': snprintf(only, sizeof only, ",%s,", optarg); break;
 		case 'v': snprintf(csv, sizeof csv, "%s", optarg); break;
@@ -201,7 +206,8 @@ int main(int argc, char **argv)
 		default:
 			printf("usage: handoff [--n K (default 2000)] [--quick (K=300)] "
 			       "[--cpu C|none (default 0)] [--only idle,probe,upcall,watchdog,eager]\n"
-			       "       [--csv PATH (default OUTDIR/handoff.csv)]\n");
+			       "       [--csv PATH (default OUTDIR/handoff.csv)] [--sleep: a 2 ms "
+			       "nanosleep instead of the read]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -215,8 +221,8 @@ int main(int argc, char **argv)
 	mb_watch_start(&watch, 1000, 60000);
 	mb_pin_self(cpu);
 	char cs[32];
-	printf("handoff: time from just before laio_syscall(SYS_read) on an empty pipe to the "
-	       "caller holding EINPROGRESS\n");
+	printf("handoff: time from just before laio_syscall(%s to the caller holding "
+	       "EINPROGRESS\n", sleep_mode ? "SYS_nanosleep, 2 ms)" : "SYS_read) on an empty pipe");
 	mb_sysinfo_print(stdout, &si);
 	printf("# pinning:              caller (and the threads it creates) %s\n",
 	       mb_cpu_str(cpu, cs, sizeof cs));
