@@ -75,29 +75,57 @@ static void note(int how, const sigset_t *set, const sigset_t *old)
 	__atomic_store_n(&ks_umask, m & ~UNBLOCKABLE, __ATOMIC_RELAXED);
 }
 
-/* Call the next definition of a mask function, and record the mask it leaves. */
-static int change(mask_fn *fn, int how, const sigset_t *set, sigset_t *old)
+/* Without a next definition (a fully static program has no dlsym): the system call, with
+ * glibc's rule that its two internal signals are never blocked. Returns 0 or an errno. */
+static int direct(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t s;
+	if (set) {
+		s = *set;
+		sigdelset(&s, 32);
+		sigdelset(&s, 33);
+		set = &s;
+	}
+	long r = ks_raw_syscall6(SYS_rt_sigprocmask, how, (long)set, (long)old, 8, 0, 0);
+	return r < 0 ? (int)-r : 0;
+}
+
+/* Call the next definition of a mask function (or the system call), and record the mask it
+ * leaves. Returns 0 or an errno value. */
+static int change(mask_fn *fn, bool returns_errno, int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t o;
-	int r = fn(how, set, &o);
-	if (r == 0) {
+	int err;
+	sigemptyset(&o);
+	if (!fn)
+		err = direct(how, set, &o);
+	else if (returns_errno)
+		err = fn(how, set, &o);
+	else
+		err = fn(how, set, &o) == 0 ? 0 : errno;
+	if (err == 0) {
 		note(how, set, &o);
 		if (old)
 			*old = o;
 	}
-	return r;
+	return err;
 }
 
 int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	if (!next_pthread_sigmask)
 		resolve();
-	return change(next_pthread_sigmask, how, set, old);
+	return change(next_pthread_sigmask, true, how, set, old);
 }
 
 int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	if (!next_sigprocmask)
 		resolve();
-	return change(next_sigprocmask, how, set, old);
+	int err = change(next_sigprocmask, false, how, set, old);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
 }
