@@ -264,55 +264,60 @@ const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 	return names[vp->ks_lazy];
 }
 
+/* Every route but the trap's (sa_syscall() takes that one itself): the raw result. */
+__attribute__((noinline)) static long other_route(struct sa_mailbox *mb, long nr, long a1,
+						  long a2, long a3, long a4, long a5, long a6)
+{
+	long raw;
+	if (!mb || !mb->sa_curthread || (unsigned long)nr >= 512)
+		return ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+	struct ks_vp *vp = mb->sa_vp;
+	if (vp->ks_rearm) {
+		vp->ks_rearm = 0;
+		sa_set_detector(mb, vp->ks_detector);
+	}
+	long args[6] = { a1, a2, a3, a4, a5, a6 };
+	switch (vp->ks_route[nr]) {
+	case KS_ROUTE_TRAP:
+		return ks_trap(nr, a1, a2, a3, a4, a5, a6);
+	case KS_ROUTE_PROBE: {
+		int p = ks_probe_try(nr, args, &raw);
+		if (p == 0)
+			return ks_move_call(vp, nr, args, SA_DETECT_PROBE, 0);
+		if (p == 2) /* the rest of a partial read goes to the background */
+			return ks_move_call(vp, nr, args, SA_DETECT_PROBE, raw);
+		if (p < 0)
+			return vp->ks_detector == SA_DETECT_AUTO
+				? ks_trap(nr, a1, a2, a3, a4, a5, a6)
+				: ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+		return raw;
+	}
+	case KS_ROUTE_MOVE:
+		return ks_move_call(vp, nr, args, SA_DETECT_EAGER, 0);
+	case KS_ROUTE_MOVE_ARGS:
+		return sa_call_thread_bound(nr, args)
+			? ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6)
+			: ks_move_call(vp, nr, args, SA_DETECT_EAGER, 0);
+	}
+	raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
+	if (nr == SYS_rt_sigprocmask)
+		ks_umask_refresh();
+	return raw;
+}
+
 long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	struct sa_mailbox *mb = ks_self_mb;
+	struct ks_vp *vp;
 	long raw;
 
-	if (__builtin_expect(!mb || !mb->sa_curthread || (unsigned long)nr >= 512, 0)) {
-		raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
-	} else {
-		struct ks_vp *vp = mb->sa_vp;
-		if (__builtin_expect(vp->ks_rearm, 0)) {
-			vp->ks_rearm = 0;
-			sa_set_detector(mb, vp->ks_detector);
-		}
-		switch (vp->ks_route[nr]) {
-		case KS_ROUTE_TRAP:
-			raw = ks_trap(nr, a1, a2, a3, a4, a5, a6);
-			break;
-		case KS_ROUTE_PROBE: {
-			long args[6] = { a1, a2, a3, a4, a5, a6 };
-			int p = ks_probe_try(nr, args, &raw);
-			if (p == 0)
-				raw = ks_move_call(vp, nr, args, SA_DETECT_PROBE, 0);
-			else if (p == 2) /* the rest of a partial read goes to the background */
-				raw = ks_move_call(vp, nr, args, SA_DETECT_PROBE, raw);
-			else if (p < 0)
-				raw = vp->ks_detector == SA_DETECT_AUTO
-					? ks_trap(nr, a1, a2, a3, a4, a5, a6)
-					: ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
-			break;
-		}
-		case KS_ROUTE_MOVE: {
-			long args[6] = { a1, a2, a3, a4, a5, a6 };
-			raw = ks_move_call(vp, nr, args, SA_DETECT_EAGER, 0);
-			break;
-		}
-		case KS_ROUTE_MOVE_ARGS: {
-			long args[6] = { a1, a2, a3, a4, a5, a6 };
-			raw = sa_call_thread_bound(nr, args)
-				? ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6)
-				: ks_move_call(vp, nr, args, SA_DETECT_EAGER, 0);
-			break;
-		}
-		default:
-			raw = ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
-			if (nr == SYS_rt_sigprocmask)
-				ks_umask_refresh();
-		}
-	}
-	if ((unsigned long)raw >= -4095UL) {
+	/* the path that does not block is the trap's: nothing else before it */
+	if (__builtin_expect(mb && mb->sa_curthread && (unsigned long)nr < 512 &&
+			     (vp = mb->sa_vp, !vp->ks_rearm) && vp->ks_route[nr] == KS_ROUTE_TRAP, 1))
+		raw = ks_trap(nr, a1, a2, a3, a4, a5, a6);
+	else
+		raw = other_route(mb, nr, a1, a2, a3, a4, a5, a6);
+	if (__builtin_expect((unsigned long)raw >= -4095UL, 0)) {
 		errno = (int)-raw;
 		return -1;
 	}

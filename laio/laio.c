@@ -286,14 +286,26 @@ struct laio_state *laio_state_get(void)
 
 /* ---- the API ---- */
 
+/* The thread's first call (set its LAIO state up, then make the call), or a call from a signal
+ * handler that interrupted laio_syscall() or laio_poll() of this thread (synchronous, exactly
+ * what syscall() returns), or no state could be had (out of memory: synchronous too). */
+__attribute__((noinline)) static long first_or_nested(long number, long a0, long a1, long a2,
+						       long a3, long a4, long a5)
+{
+	struct laio_state *ls = self;
+	if (!ls && (ls = laio_state_get()) != NULL && !ls->in_lib)
+		return laio_syscall7(number, a0, a1, a2, a3, a4, a5);
+	return syscall(number, a0, a1, a2, a3, a4, a5);
+}
+
 /* laio_syscall() (entry.S) jumps here with its arguments in place. */
 long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
 {
-	struct laio_state *ls = laio_state_get();
-	/* no state (out of memory), or a signal handler that interrupted this thread inside
-	   laio_syscall() or laio_poll(): run the call synchronously, as syscall() does */
+	struct laio_state *ls = self; /* the thread's first call sets it up below */
+	/* no state yet, or a signal handler that interrupted this thread inside laio_syscall() or
+	   laio_poll(): the slow path */
 	if (__builtin_expect(!ls || ls->in_lib, 0))
-		return syscall(number, a0, a1, a2, a3, a4, a5);
+		return first_or_nested(number, a0, a1, a2, a3, a4, a5);
 	ls->in_lib = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
 	ls->st.calls++;
