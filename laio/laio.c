@@ -147,9 +147,15 @@ static void sweep_dead(void)
 	}
 }
 
+/* Set while this thread sets its LAIO state up or tears it down (locks, malloc): a signal
+ * handler that calls laio_syscall() then must not start the same work again. */
+static __thread int in_setup __attribute__((tls_model("initial-exec")));
+
 static void on_thread_exit(void *arg)
 {
 	struct laio_state *ls = arg;
+	in_setup = 1; /* for good: the thread is ending */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	laio_trace(ls, "thread exits with %lu call(s) in flight", ls->st.in_flight);
 	sa_destroy(&ls->mb);
 	self = NULL;
@@ -271,6 +277,10 @@ struct laio_state *laio_state_get(void)
 {
 	if (__builtin_expect(self != NULL, 1))
 		return self;
+	if (in_setup)
+		return NULL; /* a signal handler during set-up or exit: the caller runs synchronously */
+	in_setup = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_once(&key_once, make_key);
 	pthread_mutex_lock(&dead_lock);
 	sweep_dead();
@@ -281,6 +291,8 @@ struct laio_state *laio_state_get(void)
 		laio_trace(self, "thread is now a virtual processor (detector for read: %s)",
 			   sa_detector_name(&self->mb, SYS_read));
 	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	in_setup = 0;
 	return self;
 }
 

@@ -40,7 +40,11 @@ static int blocking_read(int p[2])
 	char c;
 	pthread_t t;
 	struct later l = { p[1] };
+	sigset_t all, old;
+	sigfillset(&all); /* the helper takes no signal: SIGALRM is for the thread under test */
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_create(&t, NULL, write_later, &l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	long r = laio_syscall(SYS_read, p[0], &c, 1);
 	int e = errno;
 	struct laio_completion done;
