@@ -79,14 +79,8 @@ static void note(int how, const sigset_t *set, const sigset_t *old)
  * glibc's rule that its two internal signals are never blocked. Returns 0 or an errno. */
 static int direct(int how, const sigset_t *set, sigset_t *old)
 {
-	sigset_t s;
-	if (set) {
-		s = *set;
-		sigdelset(&s, 32);
-		sigdelset(&s, 33);
-		set = &s;
-	}
-	long r = ks_raw_syscall6(SYS_rt_sigprocmask, how, (long)set, (long)old, 8, 0, 0);
+	uint64_t s = set ? word(set) & ~((1ull << 31) | (1ull << 32)) : 0;
+	long r = ks_raw_syscall6(SYS_rt_sigprocmask, how, set ? (long)&s : 0, (long)old, 8, 0, 0);
 	return r < 0 ? (int)-r : 0;
 }
 
@@ -94,9 +88,12 @@ static int direct(int how, const sigset_t *set, sigset_t *old)
  * leaves. Returns 0 or an errno value. */
 static int change(mask_fn *fn, bool returns_errno, int how, const sigset_t *set, sigset_t *old)
 {
+	/* no sigemptyset()/memcpy(): a sanitizer intercepts those, and this frame may lie on an
+	   activation's stack that the sanitizer has seen under another thread's identity; as the
+	   kernel does, only the first 64 bits of a sigset_t are read and written */
 	sigset_t o;
 	int err;
-	sigemptyset(&o);
+	*(uint64_t *)&o = 0;
 	if (!fn)
 		err = direct(how, set, &o);
 	else if (returns_errno)
@@ -106,7 +103,7 @@ static int change(mask_fn *fn, bool returns_errno, int how, const sigset_t *set,
 	if (err == 0) {
 		note(how, set, &o);
 		if (old)
-			*old = o;
+			*(uint64_t *)old = word(&o);
 	}
 	return err;
 }
