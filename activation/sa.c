@@ -52,7 +52,8 @@ static void atfork_child(void)
 		vp->ks_refs = 0; /* whoever held one is a thread of the parent */
 		vp->ks_parked = 0;
 		vp->ks_claiming = 0;
-		vp->ks_rearm = 1;
+		/* every call takes the slow route once, which sets the detector up again */
+		memset(vp->ks_route, KS_ROUTE_REARM, sizeof vp->ks_route);
 	}
 }
 
@@ -195,7 +196,7 @@ static int lazy_detector(int d)
 			return SA_DETECT_IDLE;
 		return ks_upcall_available(NULL) == 1 ? SA_DETECT_UPCALL : SA_DETECT_WATCHDOG;
 	}
-	return d == SA_DETECT_IDLE || d == SA_DETECT_UPCALL ? d : SA_DETECT_WATCHDOG;
+	return d == SA_DETECT_PROBE || d == SA_DETECT_EAGER ? KS_LAZY_NONE : d;
 }
 
 int sa_detector_available(int d, const char **why)
@@ -243,7 +244,7 @@ int sa_set_detector(struct sa_mailbox *mb, int d)
 		vp->ks_standby = NULL; /* the standby returns to the pool at its next notice */
 		syscall(SYS_tgkill, getpid(), sb->ks_tid, KS_SIG_UPCALL);
 	}
-	if (vp->ks_lazy == SA_DETECT_WATCHDOG && d != SA_DETECT_PROBE && d != SA_DETECT_EAGER)
+	if (vp->ks_lazy == SA_DETECT_WATCHDOG)
 		return ks_watchdog_start();
 	return 0;
 }
@@ -261,7 +262,7 @@ const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 	}
 	if (vp->ks_wd_fallback)
 		return "watchdog";
-	return names[vp->ks_lazy];
+	return names[vp->ks_lazy >= 0 ? vp->ks_lazy : vp->ks_detector];
 }
 
 /* Every route but the trap's (sa_syscall() takes that one itself): the raw result. */
@@ -272,10 +273,8 @@ __attribute__((noinline)) static long other_route(struct sa_mailbox *mb, long nr
 	if (!mb || !mb->sa_curthread || (unsigned long)nr >= 512)
 		return ks_raw_syscall6(nr, a1, a2, a3, a4, a5, a6);
 	struct ks_vp *vp = mb->sa_vp;
-	if (vp->ks_rearm) {
-		vp->ks_rearm = 0;
-		sa_set_detector(mb, vp->ks_detector);
-	}
+	if (vp->ks_route[nr] == KS_ROUTE_REARM)
+		sa_set_detector(mb, vp->ks_detector); /* refills the routes */
 	long args[6] = { a1, a2, a3, a4, a5, a6 };
 	switch (vp->ks_route[nr]) {
 	case KS_ROUTE_TRAP:
@@ -313,7 +312,7 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 
 	/* the path that does not block is the trap's: nothing else before it */
 	if (__builtin_expect(mb && mb->sa_curthread && (unsigned long)nr < 512 &&
-			     (vp = mb->sa_vp, !vp->ks_rearm) && vp->ks_route[nr] == KS_ROUTE_TRAP, 1))
+			     (vp = mb->sa_vp)->ks_route[nr] == KS_ROUTE_TRAP, 1))
 		raw = ks_trap(nr, a1, a2, a3, a4, a5, a6);
 	else
 		raw = other_route(mb, nr, a1, a2, a3, a4, a5, a6);

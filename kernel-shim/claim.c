@@ -32,15 +32,40 @@ static bool full_barrier_everywhere(void)
 	return ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) == 0;
 }
 
+/* Call `s` blocked and runs synchronously (no activation to claim it, or the scheduler's limit):
+ * counted in sa_nsync once however many detectors or looks find it. */
+void ks_count_sync(struct ks_vp *vp, uint64_t s)
+{
+	if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
+		__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
+}
+
+/* A call went to the background, found by detector `by`: process-wide and per VP. */
+void ks_count_handoff(struct ks_vp *vp, int by)
+{
+	KS_COUNT(handoffs[by]);
+	__atomic_fetch_add(&vp->ks_mbox->sa_handoffs[by], 1, __ATOMIC_RELAXED);
+}
+
+/* A detector that does not claim for itself (watchdog, idle) sends `spare` to claim call `s` of
+ * `m` on `vp`; the spare holds a reference to the VP until its claim ends (act.c). */
+void ks_send_claimer(struct ks_act *spare, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
+		     int by)
+{
+	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED);
+	spare->ks_vp = vp;
+	spare->ks_claim_s = s;
+	spare->ks_claim_by = by;
+	ks_act_give(spare, KS_TASK_CLAIM, m);
+}
+
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
 	uint32_t zero = 0;
 
 	if (__atomic_load_n(&mb->sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL) {
-		/* the scheduler asked for synchronous completion (its limit); count each call once */
-		if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
-			__atomic_fetch_add(&mb->sa_nsync, 1, __ATOMIC_RELAXED);
+		ks_count_sync(vp, s); /* the scheduler asked for synchronous completion (its limit) */
 		return false;
 	}
 	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
@@ -84,10 +109,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	__atomic_store_n(&m->tm_verdict, (s << 1) | 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 	KS_COUNT(claims_won);
-	if (by < 0 || by >= SA_DETECT_COUNT)
-		by = SA_DETECT_AUTO;
-	KS_COUNT(handoffs[by]);
-	__atomic_fetch_add(&mb->sa_handoffs[by], 1, __ATOMIC_RELAXED);
+	ks_count_handoff(vp, by);
 	blocked->ks_claim_by = by; /* for its spurious test at T6 */
 	KS_KSTACK_CLEAN(self); /* its frames here are abandoned */
 	/* the claimer's reference (a dispatched claim, or the standby's) ends: it owns the VP now,

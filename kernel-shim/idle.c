@@ -56,8 +56,11 @@ int ks_idle_arm(struct ks_vp *vp)
 {
 	if (vp->ks_idle_sb)
 		return 0;
-	if (cpu_of(vp->ks_runner) < 0)
+	int32_t cpu = cpu_of(vp->ks_runner);
+	if (cpu < 0)
 		return -1; /* the runner has no rseq area: its CPU cannot be read */
+	if (ks_spawner_start() < 0)
+		return -1;
 	pthread_mutex_lock(&retired_lock);
 	struct ks_act *sb = retired;
 	if (sb)
@@ -65,14 +68,10 @@ int ks_idle_arm(struct ks_vp *vp)
 	pthread_mutex_unlock(&retired_lock);
 	if (!sb && !(sb = ks_act_get()))
 		return -1;
-	if (ks_spawner_start() < 0)
-		return -1;
 	ks_pool_prefill(2);
-	int32_t cpu = cpu_of(vp->ks_runner);
 	vp->ks_idle_seen_mbox = NULL;
-	vp->ks_sb_pin = -1;
-	__atomic_store_n(&vp->ks_sb_cpu1, cpu >= 0 ? (uint32_t)cpu + 1 : KS_SB_ASLEEP,
-			 __ATOMIC_RELEASE);
+	vp->ks_sb_pin = -1; /* the standby pins itself to ks_sb_cpu1 - 1 first */
+	__atomic_store_n(&vp->ks_sb_cpu1, (uint32_t)cpu + 1, __ATOMIC_RELEASE);
 	vp->ks_idle_sb = sb;
 	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the standby's */
 	sb->ks_vp = vp;
@@ -106,6 +105,16 @@ static void move_standby(struct ks_vp *vp, struct ks_act *sb, int32_t cpu)
 		pin(sb->ks_tid, cpu);
 }
 
+/* Send the standby of `vp` to `cpu`: pinned first (so that a wakeup finds it there, and a
+ * standby whose CPU is busy need not run to move), then ks_sb_cpu1 from `cur` by CAS (a
+ * disarm's 0 must stay; losing to another change is harmless: the next look tries again). */
+static bool retarget(struct ks_vp *vp, struct ks_act *sb, int32_t cpu, uint32_t cur)
+{
+	move_standby(vp, sb, cpu);
+	return __atomic_compare_exchange_n(&vp->ks_sb_cpu1, &cur, (uint32_t)cpu + 1, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
 /* From the trap, after T1, on the activation's own stack and wearing the user's TLS: the
  * standby sleeps or is on another CPU than the runner. Touches no errno. */
 void ks_idle_kick(struct ks_vp *vp)
@@ -113,55 +122,37 @@ void ks_idle_kick(struct ks_vp *vp)
 	int32_t cpu = cpu_of(vp->ks_runner);
 	uint32_t cur = __atomic_load_n(&vp->ks_sb_cpu1, __ATOMIC_RELAXED);
 	struct ks_act *sb = __atomic_load_n(&vp->ks_idle_sb, __ATOMIC_ACQUIRE);
-	if (cpu < 0 || cur == 0 || !sb)
-		return;
-	/* pinned first, so that the wakeup below finds it on this CPU (no cross-CPU wakeup) */
-	move_standby(vp, sb, cpu);
-	/* a CAS, not a store: a concurrent disarm (0) must stay; losing to the standby's own
-	   change is harmless, the next trap looks again */
-	if (!__atomic_compare_exchange_n(&vp->ks_sb_cpu1, &cur, (uint32_t)cpu + 1, false,
-					 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+	if (cpu < 0 || cur == 0 || !sb || !retarget(vp, sb, cpu, cur))
 		return;
 	KS_COUNT(idle_kicks);
 	if (cur == KS_SB_ASLEEP)
 		ks_futex_wake(&vp->ks_sb_cpu1, 1);
 }
 
-/* Hand the claim of call `s` of `m` to a normal spare, once per call. */
+/* Hand the claim of call `s` of `m` to a normal spare, once per call (ks_claim itself refuses
+ * it at the scheduler's limit, and counts it). */
 static void send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
 {
-	vp->ks_idle_seen = s;
-	vp->ks_idle_seen_mbox = m;
-	if (__atomic_load_n(&vp->ks_mbox->sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL) {
-		/* the scheduler's limit: the call completes synchronously; count it once */
-		if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
-			__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
-		return;
-	}
 	/* from the pool only (an idle-class thread must not create one); if it is empty the
-	   spawner has been asked and the next look tries again */
+	   spawner has been asked, and the next look tries again unless no thread can be made */
 	struct ks_act *spare = ks_act_take();
 	if (!spare) {
-		if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) < ks_max_activations &&
-		    !__atomic_load_n(&ks_spawn_failed, __ATOMIC_RELAXED)) {
-			vp->ks_idle_seen_mbox = NULL; /* not sent: look again */
-			return;
-		}
-		if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
-			__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations ||
+		    __atomic_load_n(&ks_spawn_failed, __ATOMIC_RELAXED))
+			ks_count_sync(vp, s);
 		return;
 	}
-	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the claimer's */
-	spare->ks_vp = vp;
-	spare->ks_claim_s = s;
-	spare->ks_claim_by = SA_DETECT_IDLE;
-	ks_act_give(spare, KS_TASK_CLAIM, m);
+	vp->ks_idle_seen = s;
+	vp->ks_idle_seen_mbox = m;
+	ks_send_claimer(spare, vp, m, s, SA_DETECT_IDLE);
 }
 
 /* Sleep until a trap (or a disarm) changes ks_sb_cpu1, unless a call is in progress. */
 static void sleep_until_kicked(struct ks_vp *vp, int32_t pinned)
 {
 	uint32_t cur = (uint32_t)pinned + 1;
+	if (pinned < 0) /* not pinned yet: cur would be 0, and a CAS from a disarm's 0 revives it */
+		return;
 	if (!__atomic_compare_exchange_n(&vp->ks_sb_cpu1, &cur, KS_SB_ASLEEP, false,
 					 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		return; /* kicked meanwhile (another CPU) or disarmed */
@@ -177,7 +168,6 @@ static void sleep_until_kicked(struct ks_vp *vp, int32_t pinned)
 void ks_idle_loop(struct ks_act *act, struct ks_vp *vp)
 {
 	struct sched_param sp = { 0 };
-	int32_t pinned = -1;
 	uint64_t quiet_since = 0;
 
 	act->ks_role = KS_IDLE;
@@ -189,11 +179,11 @@ void ks_idle_loop(struct ks_act *act, struct ks_vp *vp)
 	for (;;) {
 		if (__atomic_load_n(&vp->ks_idle_sb, __ATOMIC_ACQUIRE) != act || vp->ks_dead)
 			break;
+		/* where it should be (a trap's kick pins it too; after an arm nobody has) */
 		uint32_t want = __atomic_load_n(&vp->ks_sb_cpu1, __ATOMIC_ACQUIRE);
-		if (want != 0 && want != KS_SB_ASLEEP && (int32_t)want - 1 != pinned) {
-			pinned = (int32_t)want - 1;
-			move_standby(vp, act, pinned);
-		}
+		if (want != 0 && want != KS_SB_ASLEEP)
+			move_standby(vp, act, (int32_t)want - 1);
+		int32_t pinned = __atomic_load_n(&vp->ks_sb_pin, __ATOMIC_RELAXED);
 		struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread,
 							   __ATOMIC_ACQUIRE);
 		uint64_t s = m ? __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) : 0;
@@ -213,18 +203,19 @@ void ks_idle_loop(struct ks_act *act, struct ks_vp *vp)
 		int32_t rcpu = cpu_of(vp->ks_runner);
 		if (rcpu >= 0 && rcpu != pinned) {
 			/* the runner runs elsewhere: follow it (seen from here, its call says nothing) */
-			uint32_t cur = want;
-			if (want != 0 && __atomic_compare_exchange_n(&vp->ks_sb_cpu1, &cur,
-								     (uint32_t)rcpu + 1, false,
-								     __ATOMIC_SEQ_CST,
-								     __ATOMIC_RELAXED)) {
-				pinned = rcpu;
-				move_standby(vp, act, pinned);
-			}
+			if (want != 0)
+				retarget(vp, act, rcpu, want);
 			continue;
 		}
-		if ((vp->ks_idle_seen == s && vp->ks_idle_seen_mbox == m) || cpu_of(act) != pinned) {
-			sched_yield(); /* a claim of this call is under way, or our move is pending */
+		if (cpu_of(act) != pinned) {
+			/* not where ks_sb_pin says: two pinnings crossed (the trap's and ours); pin
+			   again rather than wait for a move that already happened */
+			pin(act->ks_tid, pinned);
+			sched_yield();
+			continue;
+		}
+		if (vp->ks_idle_seen == s && vp->ks_idle_seen_mbox == m) {
+			sched_yield(); /* a claim of this call is under way */
 			continue;
 		}
 		/* Only preempted? Then it runs now and leaves the call. */

@@ -84,17 +84,18 @@ struct ks_vp {
 	unsigned char ks_route[512];   /* per system call number: KS_ROUTE_* */
 	struct ks_vp *ks_all_next;     /* in the list of every VP (for the watchdog) */
 	int ks_dead;
-	int ks_rearm;                  /* after fork(): set the detector up again at the next call */
 	int ks_wd_fallback;            /* the upcall detector failed here: the watchdog watches */
 	int ks_lazy;                   /* the detector for trapped calls: SA_DETECT_IDLE, _UPCALL
-					  or _WATCHDOG (auto resolved) */
+					  or _WATCHDOG (auto resolved), or KS_LAZY_NONE */
 	uint32_t ks_refs;              /* activations that may still touch this VP without owning
 					  it: inside ks_complete(), a dispatched claimer, the standby.
 					  sa_free() waits for zero. */
 };
 
 /* How sa_syscall() runs a call of a given number (ks_vp.ks_route). */
-enum { KS_ROUTE_DIRECT, KS_ROUTE_TRAP, KS_ROUTE_PROBE, KS_ROUTE_MOVE, KS_ROUTE_MOVE_ARGS };
+enum { KS_ROUTE_DIRECT, KS_ROUTE_TRAP, KS_ROUTE_PROBE, KS_ROUTE_MOVE, KS_ROUTE_MOVE_ARGS,
+       KS_ROUTE_REARM /* after fork(): set the detector up again, then route the call */ };
+#define KS_LAZY_NONE (-1) /* ks_vp.ks_lazy of the probe and eager detectors: nothing is trapped */
 void ks_routes_fill(struct ks_vp *vp);
 
 #define KS_SIG_CANCEL (SIGRTMAX - 1) /* interrupts a background call (sa_interrupt) */
@@ -162,6 +163,10 @@ extern pthread_mutex_t ks_vps_lock;
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
 void ks_membarrier_init(void);
 void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
+void ks_count_sync(struct ks_vp *vp, uint64_t s);
+void ks_count_handoff(struct ks_vp *vp, int by);
+void ks_send_claimer(struct ks_act *spare, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
+		     int by);
 
 /* move.c: the moved-call direction */
 long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long prefix);

@@ -24,8 +24,7 @@ static void move_and_upcall(void *arg)
 	mv->spare->ks_vp = vp;
 	ks_act_give(mv->spare, KS_TASK_CALL, m);
 	KS_COUNT(moved);
-	KS_COUNT(handoffs[mv->by]);
-	__atomic_fetch_add(&vp->ks_mbox->sa_handoffs[mv->by], 1, __ATOMIC_RELAXED);
+	ks_count_handoff(vp, mv->by);
 	ks_upcall_blocked(vp, m);
 }
 

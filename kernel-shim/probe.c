@@ -73,7 +73,7 @@ static long nowait_read_one(long fd, long buf, unsigned long count, long off)
  * queued (recv() waits for the low-water mark). Then the rest is the call's too: for read,
  * pread64 and recvfrom it goes to the background as a call for the remaining bytes whose result
  * adds the ones already read (returns 2, a[] the rest); for the vectored forms it is read here,
- * synchronously (returns 1). Only short results pay the extra fstat/getsockopt.
+ * synchronously (returns 1). Only short results pay the extra fcntl, fstat, lseek/getsockopt.
  */
 static long total_len(const struct iovec *iov, long cnt)
 {
@@ -136,8 +136,8 @@ static int partial(long nr, long a[6], long *raw)
 	default:
 		return 1;
 	}
-	if (r >= len)
-		return 1;
+	if (r >= len || fd_nonblocking(a[0]))
+		return 1; /* whole, or the caller's own non-blocking descriptor: short is the answer */
 	struct stat st;
 	if (ks_raw_syscall6(SYS_fstat, a[0], (long)&st, 0, 0, 0, 0) != 0)
 		return 1;
@@ -211,7 +211,5 @@ int ks_probe_try(long nr, long a[6], long *raw)
 	if (r == -EAGAIN && !fd_nonblocking(a[0]))
 		return 0;  /* would block */
 	*raw = r;
-	if (r > 0 && !fd_nonblocking(a[0]))
-		return partial(nr, a, raw);
-	return 1;
+	return r > 0 ? partial(nr, a, raw) : 1;
 }

@@ -47,17 +47,12 @@ static bool look(void)
 		if (vp->ks_wd_mbox == m && vp->ks_wd_seen == s &&
 		    (vp->ks_wd_claimed != s || vp->ks_wd_claimed_mbox != m)) {
 			struct ks_act *spare = ks_act_get();
-			if (!spare && __atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
-				/* no activation to claim it: the call completes synchronously */
-				__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
-			if (spare) {
+			if (!spare) {
+				ks_count_sync(vp, s); /* the call completes synchronously */
+			} else {
 				vp->ks_wd_claimed = s;
 				vp->ks_wd_claimed_mbox = m;
-				__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the claimer's */
-				spare->ks_vp = vp;
-				spare->ks_claim_s = s;
-				spare->ks_claim_by = SA_DETECT_WATCHDOG;
-				ks_act_give(spare, KS_TASK_CLAIM, m);
+				ks_send_claimer(spare, vp, m, s, SA_DETECT_WATCHDOG);
 			}
 		}
 		vp->ks_wd_mbox = m;

@@ -43,9 +43,6 @@ struct laio_state {
 	int trace;
 	struct laio_stats st;
 	struct laio_state *dead_next;           /* on the list of states of exited threads */
-	int in_lib;                             /* inside laio_syscall() or laio_poll(): a signal
-						   handler that calls them again must not touch
-						   the state they are changing */
 	char *upcall_stack;
 };
 

@@ -147,14 +147,16 @@ static void sweep_dead(void)
 	}
 }
 
-/* Set while this thread sets its LAIO state up or tears it down (locks, malloc): a signal
- * handler that calls laio_syscall() then must not start the same work again. */
-static __thread int in_setup __attribute__((tls_model("initial-exec")));
+/* Set while this thread is inside LAIO: in laio_syscall() or laio_poll(), setting its state up
+ * or tearing it down (for good, at exit). A signal handler that calls laio_syscall() then must
+ * not touch what the interrupted code is changing: its call runs synchronously, as syscall()'s
+ * would; laio_poll() there fails with EDEADLK. (TLS follows the flow, like the state does.) */
+static __thread int inside __attribute__((tls_model("initial-exec")));
 
 static void on_thread_exit(void *arg)
 {
 	struct laio_state *ls = arg;
-	in_setup = 1; /* for good: the thread is ending */
+	inside = 1; /* for good: the thread is ending */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	laio_trace(ls, "thread exits with %lu call(s) in flight", ls->st.in_flight);
 	sa_destroy(&ls->mb);
@@ -277,9 +279,9 @@ struct laio_state *laio_state_get(void)
 {
 	if (__builtin_expect(self != NULL, 1))
 		return self;
-	if (in_setup)
+	if (inside)
 		return NULL; /* a signal handler during set-up or exit: the caller runs synchronously */
-	in_setup = 1;
+	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_once(&key_once, make_key);
 	pthread_mutex_lock(&dead_lock);
@@ -292,7 +294,7 @@ struct laio_state *laio_state_get(void)
 			   sa_detector_name(&self->mb, SYS_read));
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	in_setup = 0;
+	inside = 0;
 	return self;
 }
 
@@ -305,7 +307,7 @@ __attribute__((noinline)) static long first_or_nested(long number, long a0, long
 						       long a3, long a4, long a5)
 {
 	struct laio_state *ls = self;
-	if (!ls && (ls = laio_state_get()) != NULL && !ls->in_lib)
+	if (!ls && !inside && laio_state_get())
 		return laio_syscall7(number, a0, a1, a2, a3, a4, a5);
 	return syscall(number, a0, a1, a2, a3, a4, a5);
 }
@@ -316,9 +318,9 @@ long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, lon
 	struct laio_state *ls = self; /* the thread's first call sets it up below */
 	/* no state yet, or a signal handler that interrupted this thread inside laio_syscall() or
 	   laio_poll(): the slow path */
-	if (__builtin_expect(!ls || ls->in_lib, 0))
+	if (__builtin_expect(!ls || inside, 0))
 		return first_or_nested(number, a0, a1, a2, a3, a4, a5);
-	ls->in_lib = 1;
+	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
 	ls->st.calls++;
 	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
@@ -328,7 +330,7 @@ long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, lon
 	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
 	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED); /* upcalls off */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	ls->in_lib = 0;
+	inside = 0;
 	return r;
 }
 
@@ -403,15 +405,15 @@ int laio_poll(struct laio_completion completions[], int ncompletions,
 		errno = ENOMEM;
 		return -1;
 	}
-	if (ls->in_lib) {
+	if (inside) {
 		errno = EDEADLK; /* from a signal handler that interrupted a LAIO call of this thread */
 		return -1;
 	}
-	ls->in_lib = 1;
+	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	int got = poll_locked(ls, completions, ncompletions, timeout);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	ls->in_lib = 0;
+	inside = 0;
 	return got;
 }
 
