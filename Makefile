@@ -1,19 +1,20 @@
-# LAIO: Lazy Asynchronous I/O on user-level scheduler activations.
-#   make                 build/liblaio.a, build/liblaio.so, headers
-#   make test            every Criterion suite and the protocol model
-#   make bench           the paper's pipe microbenchmark (bench-quick: a short run)
-#   make check-asan      the suites under AddressSanitizer + UBSan
-#   make check-tsan      the suites under ThreadSanitizer
-#   make install PREFIX=/usr/local DESTDIR=
+# LAIO: Lazy Asynchronous I/O on user-level scheduler activations. `make help` lists the targets.
 CC      ?= gcc
 BUILD   ?= build
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
 SAN     ?=
 OPT     ?= -O2
-CFLAGS  ?=
-CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra -fPIC -pthread -D_GNU_SOURCE -D_LGPL_SOURCE $(SAN)
+# User CFLAGS/LDFLAGS replace the defaults; the flags the code needs are added to them.
+CFLAGS  ?= $(OPT) -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -fPIC -pthread -D_GNU_SOURCE -D_LGPL_SOURCE $(SAN)
 LDLIBS  += -pthread
-VERSION := 0.1.0
+# One version: the one laio.h declares.
+VERSION := $(shell sed -n 's/^\#define LAIO_VERSION "\(.*\)"/\1/p' laio/laio.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 
 SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
             kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
@@ -23,23 +24,42 @@ RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
 LAIO_SRC := laio/laio.c laio/upcall_handler.c laio/entry.S
 LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)
 LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
-HEADERS  := laio/laio.h laio/laio_event.h activation/sa.h $(wildcard runtime/rt.h)
 
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRC))
 EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 
-.PHONY: all deps test-deps check test model check-asan check-tsan install clean bench bench-quick \
-        stress examples macrobench macrobench-quick results
-all: deps $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc
+EVENT_LIBS := $(BUILD)/liblaio-event.a $(BUILD)/liblaio-event.so $(BUILD)/laio-event.pc
+SONAME   := liblaio.so.$(SOMAJOR)
 
-# The libevent adapter is a library of its own, so that liblaio does not depend on libevent.
-$(BUILD)/liblaio_event.a: $(BUILD)/obj/laio/laio_event.c.o
-	@rm -f $@
-	ar rcs $@ $^
+.PHONY: all help deps deps-check test-deps check test model check-asan check-tsan install uninstall \
+        clean bench bench-quick stress examples macrobench macrobench-quick results pc FORCE
+# `make` builds; it never installs packages (`make deps` does, as root): deps-check says what is
+# missing and fails.
+all: deps-check $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc $(if $(HAVE_LIBEVENT),$(EVENT_LIBS))
+
+help:
+	@echo 'make                 build/liblaio.a, build/liblaio.so (and the libevent adapter when'
+	@echo '                     libevent is installed): never installs packages'
+	@echo 'make deps            install the Debian packages the build needs (as root)'
+	@echo 'make test            every Criterion suite, the examples, the install check, the model'
+	@echo 'make bench           the paper'"'"'s pipe microbenchmark, side by side (bench-quick: short)'
+	@echo 'make macrobench      the paper'"'"'s web-server experiment (~20 min; macrobench-quick)'
+	@echo 'make check-asan      the suites under AddressSanitizer and UBSan'
+	@echo 'make check-tsan      the suites under ThreadSanitizer'
+	@echo 'make model           the Spin models of the hand-off protocol and the idle standby'
+	@echo 'make stress          the long race stress (10 million calls per detector)'
+	@echo 'make examples        build the programs of docs/examples'
+	@echo 'make results         the tables of docs/results.md from the last benchmark CSVs'
+	@echo 'make install         PREFIX=/usr/local DESTDIR= LIBDIR=$$(PREFIX)/lib INCLUDEDIR= MANDIR='
+	@echo 'make uninstall       the same variables; removes what install put there'
+	@echo 'make clean           remove build, build-asan, build-tsan'
+	@echo 'Variables: CFLAGS, LDFLAGS (added to what the build needs), BUILD=dir, CC'
 
 deps:
 	@sh scripts/deps.sh build
+deps-check:
+	@sh scripts/deps.sh --check build
 test-deps:
 	@sh scripts/deps.sh test
 
@@ -48,9 +68,11 @@ test-deps:
 # reports as races on stack slots. The shim is checked by the model and the stress tests; under
 # TSan it is built uninstrumented and TSan checks everything above it (docs/reliability.md).
 SHIM_NOSAN := $(if $(findstring thread,$(SAN)),-fno-sanitize=thread,)
+# Only what the installed headers declare leaves the library (liblaio.map names it and gives it
+# a version): a program's own function of the same name as an internal one is not called.
 $(BUILD)/obj/%.c.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(if $(findstring kernel-shim/,$<),$(SHIM_NOSAN),) -c $< -o $@
+	$(CC) $(CFLAGS) -fvisibility=hidden $(if $(findstring kernel-shim/,$<),$(SHIM_NOSAN),) -c $< -o $@
 $(BUILD)/obj/%.S.o: %.S kernel-shim/ks-offsets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -58,21 +80,51 @@ $(BUILD)/obj/%.S.o: %.S kernel-shim/ks-offsets.h
 $(BUILD)/liblaio.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-$(BUILD)/liblaio.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,liblaio.so.0 $(SAN) -o $@ $^ $(LDLIBS)
-$(BUILD)/laio.pc: Makefile
+$(BUILD)/liblaio.so.$(VERSION): $(LIB_OBJ) liblaio.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=liblaio.map -Wl,-z,defs $(SAN) \
+		$(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/liblaio.so: $(BUILD)/liblaio.so.$(VERSION)
+	ln -sf liblaio.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+# The libevent adapter is a library of its own, so that liblaio does not depend on libevent.
+$(BUILD)/liblaio-event.a: $(BUILD)/obj/laio/laio_event.c.o
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/liblaio-event.so.$(VERSION): $(BUILD)/obj/laio/laio_event.c.o liblaio-event.map $(BUILD)/liblaio.so
+	$(CC) -shared -Wl,-soname,liblaio-event.so.$(SOMAJOR) -Wl,--version-script=liblaio-event.map \
+		$(SAN) $(LDFLAGS) -o $@ $< -L$(BUILD) -llaio $$(pkg-config --libs libevent) $(LDLIBS)
+$(BUILD)/liblaio-event.so: $(BUILD)/liblaio-event.so.$(VERSION)
+	ln -sf liblaio-event.so.$(VERSION) $(BUILD)/liblaio-event.so.$(SOMAJOR)
+	ln -sf liblaio-event.so.$(SOMAJOR) $@
+
+# pkg-config files, written from PREFIX, LIBDIR and INCLUDEDIR at every make and make install.
+# sa.h includes liburcu's wait-free queue, hence liburcu in Requires.private (its Cflags).
+$(BUILD)/laio.pc: FORCE
 	@mkdir -p $(BUILD)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: laio\nDescription: Lazy Asynchronous I/O on user-level scheduler activations\nVersion: %s\nLibs: -L$${libdir} -llaio\nLibs.private: -pthread\nCflags: -I$${includedir}\n' \
-		'$(PREFIX)' '$(VERSION)' > $@
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+		'Name: laio' 'Description: Lazy Asynchronous I/O on user-level scheduler activations' \
+		'Version: $(VERSION)' 'Requires.private: liburcu' 'Libs: -L$${libdir} -llaio' \
+		'Libs.private: -pthread' 'Cflags: -I$${includedir}' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+$(BUILD)/laio-event.pc: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+		'Name: laio-event' 'Description: libevent adapter for LAIO completions' \
+		'Version: $(VERSION)' 'Requires: laio libevent' 'Libs: -L$${libdir} -llaio-event' \
+		'Cflags: -I$${includedir}' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+pc: $(BUILD)/laio.pc $(if $(HAVE_LIBEVENT),$(BUILD)/laio-event.pc)
+FORCE:
 
 # Tests link the static library so that every layer's internals are reachable.
 $(BUILD)/test/%: test/%.c test/test-util.h $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -Iactivation -Iruntime -o $@ $< $(BUILD)/liblaio.a \
 		$$(pkg-config --cflags --libs criterion) $(LDLIBS)
-$(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio_event.a $(BUILD)/liblaio.a
+$(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilaio -o $@ $< $(BUILD)/liblaio_event.a $(BUILD)/liblaio.a \
+	$(CC) $(CFLAGS) -Ilaio -o $@ $< $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a \
 		$$(pkg-config --cflags --libs criterion libevent) $(LDLIBS)
 $(BUILD)/docs/examples/%: docs/examples/%.c $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
@@ -83,6 +135,7 @@ check: test
 test: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@if [ -f macrobench/Makefile ]; then $(MAKE) --no-print-directory -C macrobench all BUILD=$(abspath $(BUILD)); fi
 	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
+	@sh test/install-test.sh $(BUILD)
 	@$(MAKE) --no-print-directory model
 
 model:
@@ -110,20 +163,39 @@ results:
 	sh scripts/results-tables.sh $(BUILD) --update docs/results.md
 
 macrobench macrobench-quick: all
-	@sh scripts/deps.sh bench
+	@sh scripts/deps.sh macrobench
 	$(MAKE) -C macrobench $@ BUILD=$(abspath $(BUILD))
 
-install: all $(BUILD)/liblaio_event.a
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
-	install -m 644 laio/laio.h laio/laio_event.h activation/sa.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/liblaio_event.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/liblaio.so $(DESTDIR)$(PREFIX)/lib/liblaio.so.0
-	ln -sf liblaio.so.0 $(DESTDIR)$(PREFIX)/lib/liblaio.so
-	install -m 644 $(BUILD)/laio.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	for m in docs/man/*.3 docs/man/*.7; do [ ! -e "$$m" ] || \
-		install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done
+# What is installed is the contract: <laio.h>, <laio/sa.h>, <laio/rt.h>, <laio/event.h>.
+INC_INSTALL := laio/laio.h:laio.h activation/sa.h:laio/sa.h runtime/rt.h:laio/rt.h \
+               $(if $(HAVE_LIBEVENT),laio/laio_event.h:laio/event.h)
+MAN_PAGES   := $(wildcard docs/man/*.3 docs/man/*.7)
+install: all pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/laio $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	for h in $(INC_INSTALL); do install -m 644 "$${h%%:*}" "$(DESTDIR)$(INCLUDEDIR)/$${h#*:}"; done
+	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/liblaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf liblaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblaio.so
+	install -m 644 $(BUILD)/laio.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+ifeq ($(HAVE_LIBEVENT),yes)
+	install -m 644 $(BUILD)/liblaio-event.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/liblaio-event.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf liblaio-event.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblaio-event.so.$(SOMAJOR)
+	ln -sf liblaio-event.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/liblaio-event.so
+	install -m 644 $(BUILD)/laio-event.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+endif
+	for m in $(MAN_PAGES); do install -m 644 "$$m" "$(DESTDIR)$(MANDIR)/man$${m##*.}/"; done
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/laio.h $(DESTDIR)$(INCLUDEDIR)/laio/sa.h \
+		$(DESTDIR)$(INCLUDEDIR)/laio/rt.h $(DESTDIR)$(INCLUDEDIR)/laio/event.h
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/laio 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,liblaio.a liblaio.so liblaio.so.$(SOMAJOR) \
+		liblaio.so.$(VERSION) liblaio-event.a liblaio-event.so liblaio-event.so.$(SOMAJOR) \
+		liblaio-event.so.$(VERSION) pkgconfig/laio.pc pkgconfig/laio-event.pc)
+	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 clean:
 	rm -rf build build-asan build-tsan

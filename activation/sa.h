@@ -36,6 +36,11 @@
 #include <signal.h>
 #include <urcu/wfcqueue.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default) /* the library is built with -fvisibility=hidden */
+
 /* A saved user context: what the System V ABI says survives a call. Layout is used by asm. */
 struct sa_context {
 	uint64_t rbx, rbp, r12, r13, r14, r15;
@@ -244,4 +249,9 @@ void sa_counters(struct sa_counters *c);
 /* Test hook: make the next `n` attempts to create an activation fail (fault injection). */
 void sa_inject_create_failures(int n);
 
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -108,14 +108,18 @@ static int change(mask_fn *fn, bool returns_errno, int how, const sigset_t *set,
 	return err;
 }
 
-int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+/* Exported without a symbol version (liblaio.map does not name them): a versioned definition
+ * would not stand in for other libraries' references to glibc's versioned symbols. */
+#define INTERPOSE __attribute__((visibility("default")))
+
+INTERPOSE int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	if (!next_pthread_sigmask)
 		resolve();
 	return change(next_pthread_sigmask, true, how, set, old);
 }
 
-int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+INTERPOSE int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	if (!next_sigprocmask)
 		resolve();

@@ -12,12 +12,19 @@
 #ifndef LAIO_H
 #define LAIO_H
 
+/* The version of the library these declarations belong to (liblaio.so.0: symbols LAIO_0.1). */
+#define LAIO_VERSION_MAJOR 0
+#define LAIO_VERSION_MINOR 1
+#define LAIO_VERSION_PATCH 0
+#define LAIO_VERSION "0.1.0"
+
 #include <stddef.h>
 #include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the library is built with -fvisibility=hidden */
 
 /* One finished background call (the paper's Figure 1, with a 64-bit return value). */
 struct laio_completion {
@@ -105,6 +112,8 @@ struct laio_stats {
 
 /* The calling thread's counters. */
 void laio_stats(struct laio_stats *stats);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

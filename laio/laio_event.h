@@ -16,6 +16,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the library is built with -fvisibility=hidden */
 
 typedef void laio_event_cb(void *handle, long return_value, int err, void *arg);
 
@@ -32,6 +33,8 @@ int laio_event_set(struct laio_event_ctx *ctx, void *handle, laio_event_cb *cb, 
 /* Stop watching; callbacks not yet called are dropped (their completions are not lost: a later
  * laio_poll() of this thread reports them). */
 void laio_event_detach(struct laio_event_ctx *ctx);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the library is built with -fvisibility=hidden */
 
 typedef struct rt_thread rt_thread_t;
 
@@ -138,6 +139,8 @@ struct rt_stats {
 	unsigned long parks;            /* times a VP released itself (sa_release) */
 };
 void rt_stats(struct rt_stats *st);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
