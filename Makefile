@@ -100,16 +100,18 @@ $(BUILD)/liblaio-event.so: $(BUILD)/liblaio-event.so.$(VERSION)
 
 # pkg-config files, written from PREFIX, LIBDIR and INCLUDEDIR at every make and make install.
 # sa.h includes liburcu's wait-free queue, hence liburcu in Requires.private (its Cflags).
+PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 $(BUILD)/laio.pc: FORCE
 	@mkdir -p $(BUILD)
-	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(PC_LIBDIR)' 'includedir=$(PC_INCDIR)' '' \
 		'Name: laio' 'Description: Lazy Asynchronous I/O on user-level scheduler activations' \
 		'Version: $(VERSION)' 'Requires.private: liburcu' 'Libs: -L$${libdir} -llaio' \
 		'Libs.private: -pthread' 'Cflags: -I$${includedir}' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
 $(BUILD)/laio-event.pc: FORCE
 	@mkdir -p $(BUILD)
-	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(PC_LIBDIR)' 'includedir=$(PC_INCDIR)' '' \
 		'Name: laio-event' 'Description: libevent adapter for LAIO completions' \
 		'Version: $(VERSION)' 'Requires: laio libevent' 'Libs: -L$${libdir} -llaio-event' \
 		'Cflags: -I$${includedir}' > $@.tmp
@@ -135,7 +137,7 @@ check: test
 test: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@if [ -f macrobench/Makefile ]; then $(MAKE) --no-print-directory -C macrobench all BUILD=$(abspath $(BUILD)); fi
 	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
-	@sh test/install-test.sh $(BUILD)
+	@sh test/install/install-test.sh $(BUILD)
 	@$(MAKE) --no-print-directory model
 
 model:

@@ -208,7 +208,11 @@ enum sa_detector {
 			       runs it exactly when the runner blocked */
 	SA_DETECT_COUNT
 };
+#ifdef __cplusplus
+static_assert(SA_DETECT_COUNT == SA_NDETECTORS, "per-detector counters");
+#else
 _Static_assert(SA_DETECT_COUNT == SA_NDETECTORS, "per-detector counters");
+#endif
 
 /* Choose the VP's detector. 0, or -1 with ENOTSUP if it cannot work here (the upcall detector
  * without perf permission), EINVAL for an unknown one. */

@@ -5,7 +5,7 @@
  * handle"; its event loop calls the continuation when the background call completes. Here the
  * event object is laio_event_set(): the calling thread's laio_fd() is watched by the base, and
  * when it is readable the adapter drains laio_poll() and calls each handle's callback once.
- * Link with `pkg-config --libs laio` -llaio_event -levent.
+ * Installed as <laio/event.h>; link with `pkg-config --libs laio-event` (library liblaio-event).
  */
 #ifndef LAIO_EVENT_H
 #define LAIO_EVENT_H
