@@ -25,19 +25,48 @@ command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk"; exit 
 [ -x "$SERVER" ] || { echo "$SERVER missing: make -C macrobench"; exit 1; }
 
 ROOT=0; [ "$(id -u)" = 0 ] && ROOT=1
-CG=/sys/fs/cgroup/memory/laio-macrobench
-BIO=/sys/fs/cgroup/blkio/laio-macrobench
-if [ $ROOT = 1 ]; then
-	mkdir -p $CG && echo "$MEM_LIMIT" > $CG/memory.limit_in_bytes
+# The berkeley set is "cold, larger than memory" only if the server's memory can be limited:
+# cgroup v1 (memory and blkio hierarchies) or v2 (the unified hierarchy: memory.max, io.max).
+# CGROUP says which was used; "none" skips berkeley rather than run it warm under its name.
+CGROUP=none CG= BIO=
+read_dev() {  # MAJ:MIN of the disk holding $BUILD, for the read throttle
+	local d
+	d=$(lsblk -no MAJ:MIN "$(df --output=source "$BUILD" | tail -1)" 2>/dev/null | head -1 | tr -d ' ')
+	echo "${d%:*}:0"
+}
+limit_v1() {
+	local m=/sys/fs/cgroup/memory
+	[ -w $m ] || return 1
+	CG=$m/laio-macrobench BIO=/sys/fs/cgroup/blkio/laio-macrobench
+	mkdir -p $CG && echo "$MEM_LIMIT" > $CG/memory.limit_in_bytes || return 1
+	[ "$(cat $CG/memory.limit_in_bytes)" -lt $((1 << 50)) ] || return 1
 	# a throttle left by an earlier run with READ_IOPS set would still hold the server back
 	[ -d $BIO ] && [ "$READ_IOPS" -eq 0 ] && rmdir $BIO 2>/dev/null
 	if [ "$READ_IOPS" -gt 0 ]; then
-		mkdir -p $BIO
-		dev=$(lsblk -no MAJ:MIN "$(df --output=source "$BUILD" | tail -1)" 2>/dev/null | head -1 | tr -d ' ')
-		dev=${dev%:*}:0
-		echo "$dev $READ_IOPS" > $BIO/blkio.throttle.read_iops_device
+		mkdir -p $BIO && echo "$(read_dev) $READ_IOPS" > $BIO/blkio.throttle.read_iops_device || return 1
 	fi
+	CGROUP=v1
+}
+limit_v2() {
+	local u=${CGROUP_V2_ROOT:-/sys/fs/cgroup}  # overridable to check this path on a v1 machine
+	[ -f $u/cgroup.controllers ] || return 1
+	grep -qw memory $u/cgroup.controllers || return 1
+	grep -qw memory $u/cgroup.subtree_control || echo +memory > $u/cgroup.subtree_control || return 1
+	CG=$u/laio-macrobench BIO=$CG
+	mkdir -p $CG && echo "$MEM_LIMIT" > $CG/memory.max || return 1
+	[ -f $CG/memory.swap.max ] && echo 0 > $CG/memory.swap.max   # no swap: evicted means reread
+	if [ "$READ_IOPS" -gt 0 ]; then
+		{ grep -qw io $u/cgroup.subtree_control || echo +io > $u/cgroup.subtree_control; } &&
+			echo "$(read_dev) riops=$READ_IOPS" > $CG/io.max || return 1
+	elif [ -f $CG/io.max ]; then
+		echo "$(read_dev) riops=max" > $CG/io.max 2>/dev/null
+	fi
+	CGROUP=v2
+}
+if [ $ROOT = 1 ]; then
+	limit_v2 2>/dev/null || limit_v1 2>/dev/null || CGROUP=none
 fi
+echo "memory limit for the server: cgroup $CGROUP${CG:+ ($CG, $MEM_LIMIT)}"
 
 gen_set() { # name MiB
 	local d=$BUILD/macrobench-data/$1
@@ -53,12 +82,13 @@ echo "set,arch,conns,requests,throughput_rps,mib_s,lat_mean_ms,lat_p50_ms,lat_p9
 	echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs"
 	echo "kernel: $(uname -r)"
-	echo "root: $ROOT; mode: $MODE; memory limit: $MEM_LIMIT; connections: $CONNS; $DUR s per point"
+	echo "root: $ROOT; mode: $MODE; memory limit: $MEM_LIMIT (cgroup $CGROUP); connections: $CONNS; $DUR s per point"
 } > "$BUILD/macrobench-machine.txt"
 echo "set,arch,disk_calls,disk_blocked,blocked_share" > "$STATS"
 for set in $SETS; do
-	if [ $set = berkeley ] && [ $ROOT = 0 ]; then
-		echo "berkeley: skipped (needs root for the memory cgroup and drop_caches)"; continue
+	if [ $set = berkeley ] && [ $CGROUP = none ]; then
+		echo "berkeley: skipped: the server's memory could not be limited (needs root and a memory" \
+			"cgroup, v1 or v2), so the set would run warm, not cold"; continue
 	fi
 	[ $set = rice ] && gen_set rice "$RICE_MIB" || gen_set berkeley "$BERKELEY_MIB"
 	DIR=$BUILD/macrobench-data/$set
@@ -66,7 +96,7 @@ for set in $SETS; do
 		log=$OUT/server-$set-$arch.log
 		if [ $set = berkeley ]; then
 			sync; echo 1 > /proc/sys/vm/drop_caches      # cold
-			sh -c "echo \$\$ > $CG/cgroup.procs; [ $READ_IOPS -gt 0 ] && echo \$\$ > $BIO/cgroup.procs; exec $SERVER --root $DIR --arch $arch" > "$log" 2>&1 &
+			sh -c "echo \$\$ > $CG/cgroup.procs; [ $CGROUP = v1 ] && [ $READ_IOPS -gt 0 ] && echo \$\$ > $BIO/cgroup.procs; exec $SERVER --root $DIR --arch $arch" > "$log" 2>&1 &
 		else
 			cat "$DIR"/d*/* > /dev/null                     # warm
 			"$SERVER" --root "$DIR" --arch "$arch" > "$log" 2>&1 &
