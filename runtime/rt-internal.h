@@ -80,6 +80,9 @@ struct rt_thread {
 	struct rt_thread *wnext;        /* link on a mutex or condition wait list */
 	struct rt_thread *pool_next;    /* link in the free pool */
 	struct rt_san_fiber san;        /* sanitizer bookkeeping (empty without sanitizers) */
+	uint32_t nopreempt;             /* > 0 while it runs runtime code (a count: rt_* calls nest)
+					   or is switched out: the preemption signal must not switch
+					   it there (preempt.c) */
 };
 
 /* What finish_switch() does with the thread that switched away (vp->prev). */
@@ -113,9 +116,17 @@ struct rt_vp {
 	struct rt_san_fiber san_home;   /* the VP kernel thread's own context */
 	int init_err;                   /* what sa_create() said, for rt_init() */
 	uint32_t init_done;             /* futex: the VP thread has set itself up */
+	/* preemption (preempt.c): run_seq names the time slice running now, bumped at every
+	   switch to a thread; the ticker watches it and the runner's kernel thread id */
+	uint64_t run_seq;
+	int32_t runner_tid;             /* the kernel thread running the VP (changes at claims) */
+	uint64_t preempt_seq;           /* a slice to end at its next safe point, or 0 */
+	uint64_t tick_seq, tick_cpu_ns; /* the ticker's last look: the slice, the runner's CPU time */
+	uint64_t tick_seen_ns;          /* when the ticker first saw that slice */
+	int32_t tick_tid;
 	struct {
 		unsigned long switches, upcalls_blocked, upcalls_unblocked, completions, polled,
-			      steals, parks;
+			      steals, parks, preemptions, preempt_signals;
 	} st;
 };
 
@@ -137,6 +148,9 @@ struct rt_global {
 	unsigned long spawned;
 	int trace;
 	uint64_t trace_t0;              /* CLOCK_MONOTONIC ns at rt_init() */
+	uint64_t quantum_ns;            /* time slice; 0: cooperative (no ticker, no signal) */
+	unsigned long preempt_kicks;    /* preemption signals taken anywhere: rt_syscall() makes a
+					   call again if one of them may have made it fail with EINTR */
 };
 extern struct rt_global rt_g;
 
@@ -174,6 +188,44 @@ static inline struct rt_vp *rt_vp_of(struct sa_mailbox *mb)
 	return (struct rt_vp *)mb;
 }
 
+/* Preemption guards. A user thread that enters runtime code (a lock, a switch, a call) raises
+ * its count; the preemption signal only switches a thread whose count is 0, and a signal that
+ * came while it was raised is taken when it drops to 0. The signal fences keep the compiler
+ * from moving the runtime's own accesses out of the guarded region (the handler runs on the
+ * same kernel thread: no hardware barrier is needed). */
+void rt_preempt_point(void);
+static inline void rt_preempt_off(struct rt_thread *t)
+{
+	__atomic_store_n(&t->nopreempt, t->nopreempt + 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void rt_preempt_on(struct rt_thread *t)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	uint32_t n = t->nopreempt - 1;
+	__atomic_store_n(&t->nopreempt, n, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(n == 0 && rt_g.quantum_ns, 0))
+		rt_preempt_point();
+}
+
+/* The calling user thread with its guard raised, or NULL outside user threads. */
+static inline struct rt_thread *rt_enter(void)
+{
+	struct rt_vp *vp = rt_vp_self();
+	struct rt_thread *t = vp ? vp->cur : NULL;
+	if (t)
+		rt_preempt_off(t);
+	return t;
+}
+
+static inline void rt_leave(struct rt_thread *t)
+{
+	if (t)
+		rt_preempt_on(t);
+}
+
 /* spinlocks for the short critical sections of mutexes, conditions, join and the pools */
 void rt_spin_lock(uint32_t *lk);
 static inline void rt_spin_unlock(uint32_t *lk)
@@ -197,6 +249,16 @@ void rt_park(struct rt_vp *vp, struct rt_thread *self, int action, uint32_t *loc
 __attribute__((noreturn)) void rt_vp_idle(struct rt_vp *vp);
 __attribute__((noreturn)) void rt_run_from_upcall(struct rt_vp *vp, struct rt_thread *t);
 void rt_vp_queues_init(struct rt_vp *vp);
+bool rt_vp_has_work(struct rt_vp *vp);
+bool rt_preempt_switch(struct rt_vp *vp, struct rt_thread *self, bool deferred);
+
+/* preempt.c */
+#define RT_PREEMPT_SIG RT_PREEMPT_SIGNAL
+int rt_preempt_start(void);
+void rt_preempt_stop(void);
+int rt_preempt_prepare(void);
+void rt_preempt_unblock(void);
+void rt_preempt_runner(struct rt_vp *vp);
 
 /* trace.c: one line per event on stderr when rt_g.trace is set; keeps errno */
 #define RT_TRACE(vp, ...) do { if (__builtin_expect(rt_g.trace, 0)) rt_trace(vp, __VA_ARGS__); } \

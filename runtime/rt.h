@@ -7,10 +7,13 @@
  * if the call blocks in the kernel, the VP gets an upcall and runs another user thread; the
  * blocked one becomes ready again, with its result, when the call completes.
  *
- * Scheduling is cooperative: a user thread runs until it yields, waits (rt_join, rt_mutex_lock,
- * rt_cond_wait), exits, or blocks in rt_syscall(). System calls made directly (libc's read(),
- * printf(), ...) block the whole VP. See docs/runtime.md for the design, docs/man/rt_*.3 for each
- * call.
+ * Scheduling is cooperative by default: a user thread runs until it yields, waits (rt_join,
+ * rt_mutex_lock, rt_cond_wait), exits, or blocks in rt_syscall(). With a time slice
+ * (rt_config.quantum_us or RT_QUANTUM_US) it is also preempted when it has computed for a slice
+ * while other threads of its VP were ready, but only at instructions of the program itself:
+ * never inside the runtime or a shared library such as libc (docs/runtime.md, "Preemption").
+ * System calls made directly (libc's read(), printf(), ...) block the whole VP. See
+ * docs/runtime.md for the design, docs/man/rt_*.3 for each call.
  *
  * Errors: functions that return int return 0 or an errno value (as pthreads does); rt_spawn()
  * returns NULL and sets errno; rt_syscall() returns -1 and sets errno, as syscall(2) does.
@@ -40,6 +43,10 @@ enum rt_detector {
 
 #define RT_DEFAULT_STACK_SIZE (256 * 1024) /* usable bytes; a guard page is added below */
 
+/* The signal that preempts user threads when rt_config.quantum_us is set (<signal.h>); its
+ * handler stays installed after rt_shutdown(). */
+#define RT_PREEMPT_SIGNAL (SIGRTMAX - 3)
+
 struct rt_config {
 	int nvp;                 /* virtual processors; <= 0: one per online CPU */
 	size_t stack_size;       /* default user stack size; 0: RT_DEFAULT_STACK_SIZE */
@@ -47,6 +54,9 @@ struct rt_config {
 	unsigned idle_spin_ns;   /* how long an idle VP looks for work before it parks; 0: 20 us */
 	int trace;               /* print every upcall and scheduling decision to stderr (also
 				    with the environment variable RT_TRACE=1) */
+	unsigned quantum_us;     /* time slice in microseconds (>= 50), or 0: cooperative, unless
+				    the environment variable RT_QUANTUM_US gives one. Costs a
+				    ticker thread and reserves the signal RT_PREEMPT_SIGNAL */
 };
 
 /* Start the runtime with default configuration and `nvp` VPs. 0 or an errno value (EBUSY:
@@ -137,6 +147,10 @@ struct rt_stats {
 	unsigned long polled;           /* of those, found at a scheduling point without an upcall */
 	unsigned long steals;           /* threads taken from another VP's run queue */
 	unsigned long parks;            /* times a VP released itself (sa_release) */
+	unsigned long preemptions;      /* time slices ended by the preemption signal, at once or
+					   at the next safe point */
+	unsigned long preempt_signals;  /* preemption signals sent (one per slice overrun and
+					   quantum until the thread is stopped) */
 };
 void rt_stats(struct rt_stats *st);
 

@@ -238,6 +238,8 @@ static void run_here(struct rt_vp *vp, struct rt_thread *t)
 	t->vp = vp;
 	t->stay = false;
 	RT_STAT(vp, switches);
+	/* a new time slice: the preemption ticker measures slices by this number */
+	__atomic_store_n(&vp->run_seq, vp->run_seq + 1, __ATOMIC_RELAXED);
 	/* upcalls for t's calls from now on. A release store, a plain mov: upcalls only happen
 	   inside sa_syscall() and sa_release(), never between here and the context load. */
 	__atomic_store_n(&vp->mb.sa_curthread, &t->tm, __ATOMIC_RELEASE);
@@ -319,22 +321,11 @@ void rt_park(struct rt_vp *vp, struct rt_thread *self, int action, uint32_t *loc
 	rt_finish_switch(rt_vp_self()); /* possibly another VP now */
 }
 
-void rt_yield(void)
+/* Switch from `self` to `next` (both of this VP); self goes back on a run queue once saved. */
+static void switch_requeue(struct rt_vp *vp, struct rt_thread *self, struct rt_thread *next)
 {
-	struct rt_vp *vp = rt_vp_self();
-	if (!vp || !vp->cur) {
-		syscall(SYS_sched_yield);
-		return;
-	}
-	struct rt_thread *self = vp->cur;
-	rt_take_completions(vp);
-	struct rt_thread *next = pick_local(vp);
-	if (!next)
-		return; /* nothing else to run here */
 	vp->prev = self;
 	vp->prev_action = RT_PREV_REQUEUE;
-	RT_TRACE(vp, "thread %lu yields to thread %lu", (unsigned long)self->id,
-		 (unsigned long)next->id);
 	long v = next->resume;
 	next->resume = 0;
 	run_here(vp, next);
@@ -343,7 +334,52 @@ void rt_yield(void)
 	rt_finish_switch(rt_vp_self());
 }
 
+void rt_yield(void)
+{
+	struct rt_vp *vp = rt_vp_self();
+	if (!vp || !vp->cur) {
+		syscall(SYS_sched_yield);
+		return;
+	}
+	struct rt_thread *self = vp->cur;
+	rt_preempt_off(self);
+	rt_take_completions(vp);
+	struct rt_thread *next = pick_local(vp);
+	if (next) {
+		RT_TRACE(vp, "thread %lu yields to thread %lu", (unsigned long)self->id,
+			 (unsigned long)next->id);
+		switch_requeue(vp, self, next);
+	}
+	rt_preempt_on(self);
+}
+
+/* End the time slice of `self`, the running thread (preempt.c, guard raised): run the next
+ * ready thread of this VP, if any, and return when self runs again. Unlike a yield, self
+ * stays on this VP: it was stopped at an arbitrary instruction, which may hold the address
+ * of a variable in the VP's TLS (errno's, say) in a register. Returns whether it switched. */
+bool rt_preempt_switch(struct rt_vp *vp, struct rt_thread *self, bool deferred)
+{
+	__atomic_store_n(&vp->preempt_seq, 0, __ATOMIC_RELAXED);
+	rt_take_completions(vp);
+	struct rt_thread *next = pick_local(vp);
+	if (!next)
+		return false;
+	RT_STAT(vp, preemptions);
+	RT_TRACE(vp, "preempted thread %lu after %lu us%s; runs thread %lu", (unsigned long)self->id,
+		 (unsigned long)((now_ns() - __atomic_load_n(&vp->tick_seen_ns, __ATOMIC_RELAXED)) /
+				 1000), deferred ? " (at a safe point)" : "", (unsigned long)next->id);
+	self->stay = true;
+	switch_requeue(vp, self, next);
+	return true;
+}
+
 /* ---- the idle loop (scheduler context, on the upcall stack) ---- */
+
+/* Is there anything for vp to run besides its current thread? Any thread; a hint. */
+bool rt_vp_has_work(struct rt_vp *vp)
+{
+	return !local_empty(vp) || sa_has_completed(&vp->mb);
+}
 
 static bool work_visible(struct rt_vp *vp)
 {

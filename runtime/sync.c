@@ -6,6 +6,9 @@
  * released by finish_switch() once its context is saved, so a waker that takes the lock and
  * makes it ready can never resume a half-saved context. Unlock hands the mutex to the first
  * waiter (no barging): FIFO and fair, at the price of a switch per contended handoff.
+ *
+ * Every entry point raises the caller's preemption guard (rt_enter): a thread preempted while
+ * it holds one of these spinlocks would leave the others of its VP spinning on it.
  */
 #include <errno.h>
 #include "rt-internal.h"
@@ -45,12 +48,8 @@ int rt_mutex_init(rt_mutex_t *m)
 	return 0;
 }
 
-int rt_mutex_lock(rt_mutex_t *m)
+static int mutex_lock(struct rt_vp *vp, struct rt_thread *self, rt_mutex_t *m)
 {
-	struct rt_vp *vp;
-	struct rt_thread *self = current(&vp);
-	if (!self)
-		return EPERM;
 	rt_spin_lock(&m->lk);
 	if (!m->locked) {
 		m->locked = 1;
@@ -69,12 +68,25 @@ int rt_mutex_lock(rt_mutex_t *m)
 	return 0;
 }
 
+int rt_mutex_lock(rt_mutex_t *m)
+{
+	struct rt_vp *vp;
+	struct rt_thread *self = current(&vp);
+	if (!self)
+		return EPERM;
+	rt_preempt_off(self);
+	int r = mutex_lock(vp, self, m);
+	rt_preempt_on(self);
+	return r;
+}
+
 int rt_mutex_trylock(rt_mutex_t *m)
 {
 	struct rt_vp *vp;
 	struct rt_thread *self = current(&vp);
 	if (!self)
 		return EPERM;
+	rt_preempt_off(self);
 	rt_spin_lock(&m->lk);
 	int r = EBUSY;
 	if (!m->locked) {
@@ -83,15 +95,12 @@ int rt_mutex_trylock(rt_mutex_t *m)
 		r = 0;
 	}
 	rt_spin_unlock(&m->lk);
+	rt_preempt_on(self);
 	return r;
 }
 
-int rt_mutex_unlock(rt_mutex_t *m)
+static int mutex_unlock(struct rt_thread *self, rt_mutex_t *m)
 {
-	struct rt_vp *vp;
-	struct rt_thread *self = current(&vp);
-	if (!self)
-		return EPERM;
 	rt_spin_lock(&m->lk);
 	if (!m->locked || m->owner != self) {
 		rt_spin_unlock(&m->lk);
@@ -106,18 +115,26 @@ int rt_mutex_unlock(rt_mutex_t *m)
 	return 0;
 }
 
+int rt_mutex_unlock(rt_mutex_t *m)
+{
+	struct rt_vp *vp;
+	struct rt_thread *self = current(&vp);
+	if (!self)
+		return EPERM;
+	rt_preempt_off(self);
+	int r = mutex_unlock(self, m);
+	rt_preempt_on(self);
+	return r;
+}
+
 int rt_cond_init(rt_cond_t *c)
 {
 	*c = (rt_cond_t)RT_COND_INIT;
 	return 0;
 }
 
-int rt_cond_wait(rt_cond_t *c, rt_mutex_t *m)
+static int cond_wait(struct rt_vp *vp, struct rt_thread *self, rt_cond_t *c, rt_mutex_t *m)
 {
-	struct rt_vp *vp;
-	struct rt_thread *self = current(&vp);
-	if (!self)
-		return EPERM;
 	rt_spin_lock(&m->lk);
 	bool mine = m->locked && m->owner == self;
 	rt_spin_unlock(&m->lk);
@@ -133,18 +150,33 @@ int rt_cond_wait(rt_cond_t *c, rt_mutex_t *m)
 	return rt_mutex_lock(m);
 }
 
+int rt_cond_wait(rt_cond_t *c, rt_mutex_t *m)
+{
+	struct rt_vp *vp;
+	struct rt_thread *self = current(&vp);
+	if (!self)
+		return EPERM;
+	rt_preempt_off(self);
+	int r = cond_wait(vp, self, c, m);
+	rt_preempt_on(self);
+	return r;
+}
+
 int rt_cond_signal(rt_cond_t *c)
 {
+	struct rt_thread *self = rt_enter();
 	rt_spin_lock(&c->lk);
 	struct rt_thread *w = wait_pop(&c->wait_head, &c->wait_tail);
 	rt_spin_unlock(&c->lk);
 	if (w)
 		rt_make_ready(w);
+	rt_leave(self);
 	return 0;
 }
 
 int rt_cond_broadcast(rt_cond_t *c)
 {
+	struct rt_thread *self = rt_enter();
 	rt_spin_lock(&c->lk);
 	struct rt_thread *w = c->wait_head;
 	c->wait_head = c->wait_tail = NULL;
@@ -155,5 +187,6 @@ int rt_cond_broadcast(rt_cond_t *c)
 		rt_make_ready(w);
 		w = next;
 	}
+	rt_leave(self);
 	return 0;
 }

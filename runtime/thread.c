@@ -74,7 +74,7 @@ static void fp_env(uint32_t *mxcsr, uint16_t *fpucw)
 	*mxcsr &= ~0x3fu;
 }
 
-rt_thread_t *rt_spawn_attr(const struct rt_attr *attr, void *(*fn)(void *), void *arg)
+static rt_thread_t *spawn(const struct rt_attr *attr, void *(*fn)(void *), void *arg)
 {
 	int pin = attr ? attr->vp : -1;
 	size_t size = attr && attr->stack_size ? attr->stack_size : rt_g.stack_size;
@@ -111,6 +111,7 @@ rt_thread_t *rt_spawn_attr(const struct rt_attr *attr, void *(*fn)(void *), void
 	t->detached = t->joined = false;
 	t->joiner = NULL;
 	t->wnext = NULL;
+	t->nopreempt = 1; /* until its first switch is finished (rt_thread_start) */
 
 	/* the first switch to it "returns" into the trampoline, at the top of its stack */
 	struct sa_context *c = &t->tm.tm_context;
@@ -134,6 +135,14 @@ rt_thread_t *rt_spawn_attr(const struct rt_attr *attr, void *(*fn)(void *), void
 	return t;
 }
 
+rt_thread_t *rt_spawn_attr(const struct rt_attr *attr, void *(*fn)(void *), void *arg)
+{
+	struct rt_thread *self = rt_enter();
+	rt_thread_t *t = spawn(attr, fn, arg);
+	rt_leave(self);
+	return t;
+}
+
 rt_thread_t *rt_spawn(void *(*fn)(void *), void *arg)
 {
 	return rt_spawn_attr(NULL, fn, arg);
@@ -146,6 +155,7 @@ void rt_thread_start(void)
 	struct rt_vp *vp = rt_vp_self();
 	rt_finish_switch(vp);
 	struct rt_thread *t = vp->cur;
+	rt_preempt_on(t);
 	rt_exit(t->fn(t->arg));
 }
 
@@ -157,6 +167,7 @@ void rt_exit(void *ret)
 		fputs("rt_exit: not called from a user thread\n", stderr);
 		abort();
 	}
+	rt_preempt_off(self); /* for good */
 	self->ret = ret;
 	rt_park(vp, self, RT_PREV_EXIT, NULL);
 	__builtin_unreachable();
@@ -185,14 +196,8 @@ void rt_thread_finished(struct rt_thread *t)
 	}
 }
 
-int rt_join(rt_thread_t *t, void **ret)
+static int join(struct rt_vp *vp, struct rt_thread *self, rt_thread_t *t, void **ret)
 {
-	struct rt_vp *vp = rt_vp_self();
-	struct rt_thread *self = vp ? vp->cur : NULL;
-	if (!t)
-		return EINVAL;
-	if (t == self)
-		return EDEADLK;
 	rt_spin_lock(&t->jlk);
 	if (t->detached || t->joined || rt_state(t) == RT_FREE) {
 		rt_spin_unlock(&t->jlk);
@@ -224,10 +229,24 @@ int rt_join(rt_thread_t *t, void **ret)
 	return 0;
 }
 
-int rt_detach(rt_thread_t *t)
+int rt_join(rt_thread_t *t, void **ret)
 {
+	struct rt_vp *vp = rt_vp_self();
+	struct rt_thread *self = vp ? vp->cur : NULL;
 	if (!t)
 		return EINVAL;
+	if (t == self)
+		return EDEADLK;
+	if (self)
+		rt_preempt_off(self);
+	int r = join(vp, self, t, ret);
+	if (self)
+		rt_preempt_on(self);
+	return r;
+}
+
+static int detach(rt_thread_t *t)
+{
 	rt_spin_lock(&t->jlk);
 	if (t->detached || t->joined || rt_state(t) == RT_FREE) {
 		rt_spin_unlock(&t->jlk);
@@ -239,6 +258,16 @@ int rt_detach(rt_thread_t *t)
 	if (exited)
 		thread_put(t);
 	return 0;
+}
+
+int rt_detach(rt_thread_t *t)
+{
+	if (!t)
+		return EINVAL;
+	struct rt_thread *self = rt_enter();
+	int r = detach(t);
+	rt_leave(self);
+	return r;
 }
 
 rt_thread_t *rt_self(void)

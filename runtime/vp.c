@@ -25,6 +25,7 @@
 
 #define RT_UPCALL_STACK_SIZE (256 * 1024)
 #define RT_DEFAULT_IDLE_SPIN_NS 20000
+#define RT_MIN_QUANTUM_US 50 /* below it the ticker and the signals would take the CPU */
 
 _Static_assert((int)RT_DETECT_AUTO == (int)SA_DETECT_AUTO &&
 	       (int)RT_DETECT_UPCALL == (int)SA_DETECT_UPCALL &&
@@ -70,6 +71,12 @@ static void *vp_main(void *arg)
 	vp->mb.sa_stacksize = vp->upcall_stack_size;
 	vp->mb.sa_udata = vp;
 	vp->mb.sa_notify_fd = -1;
+	if (rt_g.quantum_ns) {
+		/* before sa_create(): the mask recorded then is the one every later runner of
+		   this VP wears */
+		rt_preempt_unblock();
+		rt_preempt_runner(vp);
+	}
 	int err = 0;
 	bool created = sa_create(&vp->mb) == 0;
 	if (!created || (detector != RT_DETECT_AUTO && sa_set_detector(&vp->mb, detector) < 0))
@@ -150,6 +157,18 @@ int rt_init_config(const struct rt_config *cfg)
 		c.stack_size = RT_DEFAULT_STACK_SIZE;
 	if (c.stack_size < 4096)
 		return EINVAL;
+	if (c.quantum_us == 0) {
+		const char *q = getenv("RT_QUANTUM_US");
+		if (q && *q) {
+			char *end;
+			unsigned long v = strtoul(q, &end, 10);
+			if (*end || v > 60000000ul)
+				return EINVAL;
+			c.quantum_us = (unsigned)v;
+		}
+	}
+	if (c.quantum_us && c.quantum_us < RT_MIN_QUANTUM_US)
+		return EINVAL;
 
 	pthread_mutex_lock(&init_lock);
 	if (rt_g.running) {
@@ -178,6 +197,15 @@ int rt_init_config(const struct rt_config *cfg)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	rt_g.trace_t0 = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 	detector = c.detector;
+	__atomic_store_n(&rt_g.quantum_ns, (uint64_t)c.quantum_us * 1000u, __ATOMIC_RELAXED);
+	if (rt_g.quantum_ns && (err = rt_preempt_prepare()) != 0) {
+		__atomic_store_n(&rt_g.quantum_ns, 0, __ATOMIC_RELAXED);
+		vp_stop_all(vps, 0, c.nvp);
+		rt_g.vps = NULL;
+		rt_g.nvp = 0;
+		pthread_mutex_unlock(&init_lock);
+		return err;
+	}
 
 	int started = 0;
 	for (; started < c.nvp; started++) {
@@ -191,11 +219,14 @@ int rt_init_config(const struct rt_config *cfg)
 			break;
 		}
 	}
+	if (!err && rt_g.quantum_ns)
+		err = rt_preempt_start();
 	if (err) {
 		/* a VP whose sa_create() failed has returned already: join it with the others */
 		vp_stop_all(vps, started, c.nvp);
 		rt_g.vps = NULL;
 		rt_g.nvp = 0;
+		__atomic_store_n(&rt_g.quantum_ns, 0, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&init_lock);
 		return err;
 	}
@@ -226,9 +257,12 @@ int rt_shutdown(void)
 		futex_wait(&rt_g.live_zero, seq, 100 * 1000 * 1000L);
 	}
 	__atomic_store_n(&rt_g.running, false, __ATOMIC_RELEASE);
+	if (rt_g.quantum_ns)
+		rt_preempt_stop(); /* the ticker reads the VPs */
 	vp_stop_all(rt_g.vps, rt_g.nvp, rt_g.nvp); /* the VPs read rt_g until they have stopped */
 	rt_g.vps = NULL;
 	rt_g.nvp = 0;
+	__atomic_store_n(&rt_g.quantum_ns, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&init_lock);
 	return 0;
 }
@@ -260,6 +294,8 @@ void rt_stats(struct rt_stats *st)
 		ADD(polled);
 		ADD(steals);
 		ADD(parks);
+		ADD(preemptions);
+		ADD(preempt_signals);
 #undef ADD
 	}
 }

@@ -1,0 +1,410 @@
+/* test_preempt.c - optional time slices of the runtime (rt_config.quantum_us, RT_QUANTUM_US):
+ * CPU-bound user threads share a VP without yielding; without a quantum nothing changes; locks,
+ * conditions and blocking calls keep working when threads are stopped anywhere; a preempted
+ * thread gets back its registers, FP state and errno.
+ *
+ * Code in user threads records what it saw (no cr_assert: it would longjmp off a user stack).
+ * No test asserts a duration: waits have generous limits that fail the test rather than hang. */
+#include "test-util.h"
+#include "rt.h"
+
+static bool sanitized(void)
+{
+	const char *e = getenv("LAIO_SANITIZED");
+	return e && *e && strcmp(e, "0") != 0;
+}
+
+static void start_q(int nvp, unsigned quantum_us)
+{
+	unsetenv("RT_QUANTUM_US");
+	struct rt_config c = { .nvp = nvp, .quantum_us = quantum_us };
+	int e = rt_init_config(&c);
+	cr_assert_eq(e, 0, "rt_init_config(nvp %d, quantum %u us): %s", nvp, quantum_us, strerror(e));
+}
+
+static void stop(void)
+{
+	cr_assert_eq(rt_shutdown(), 0);
+}
+
+/* Wait (outside the runtime) until *word reaches `want`, at most `secs`: false on time-out. */
+static bool wait_for(const long *word, long want, double secs)
+{
+	double end = now_s() + secs * (double)slow_factor();
+	while (__atomic_load_n(word, __ATOMIC_ACQUIRE) < want) {
+		if (now_s() > end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* ---- two CPU-bound threads on one VP ---- */
+
+static int flag[2];
+static int saw_other[2];
+static double spin_limit_s;
+
+/* Set my flag, then compute until the other thread's flag is up (or the limit). Neither
+ * yields: under cooperative scheduling the second cannot start before the first gives up. */
+static void *spinner(void *arg)
+{
+	int me = (int)(long)arg;
+	__atomic_store_n(&flag[me], 1, __ATOMIC_RELEASE);
+	double end = now_s() + spin_limit_s;
+	volatile unsigned long x = 1;
+	for (;;) {
+		for (int i = 0; i < 2000; i++)
+			x = x * 6364136223846793005ul + 1442695040888963407ul;
+		if (__atomic_load_n(&flag[!me], __ATOMIC_ACQUIRE)) {
+			saw_other[me] = 1;
+			break;
+		}
+		if (now_s() > end)
+			break;
+	}
+	return NULL;
+}
+
+static void two_spinners(void)
+{
+	flag[0] = flag[1] = saw_other[0] = saw_other[1] = 0;
+	rt_thread_t *a = rt_spawn(spinner, (void *)0L);
+	rt_thread_t *b = rt_spawn(spinner, (void *)1L);
+	cr_assert(a && b);
+	cr_assert_eq(rt_join(a, NULL), 0);
+	cr_assert_eq(rt_join(b, NULL), 0);
+}
+
+Test(preempt, two_cpu_bound_threads_share_one_vp)
+{
+	spin_limit_s = 20.0 * (double)slow_factor();
+	start_q(1, 1000);
+	two_spinners();
+	struct rt_stats st;
+	rt_stats(&st);
+	stop();
+	cr_expect(saw_other[0], "thread 1 never saw thread 2 run: no preemption");
+	cr_expect(saw_other[1], "thread 2 never saw thread 1");
+	cr_expect_geq(st.preemptions, 1);
+	cr_expect_geq(st.preempt_signals, 1);
+}
+
+Test(preempt, quantum_from_the_environment)
+{
+	spin_limit_s = 20.0 * (double)slow_factor();
+	setenv("RT_QUANTUM_US", "500", 1);
+	struct rt_config c = { .nvp = 1 };
+	cr_assert_eq(rt_init_config(&c), 0);
+	unsetenv("RT_QUANTUM_US");
+	two_spinners();
+	stop();
+	cr_expect(saw_other[0] && saw_other[1], "RT_QUANTUM_US=500: both threads must run");
+}
+
+/* Without a quantum the first spinner runs to its limit before the second starts. */
+Test(preempt, off_by_default_is_cooperative)
+{
+	spin_limit_s = 0.3;
+	start_q(1, 0);
+	two_spinners();
+	struct rt_stats st;
+	rt_stats(&st);
+	stop();
+	cr_expect(!saw_other[0], "cooperative: thread 1 cannot see thread 2 before it gives up");
+	cr_expect(saw_other[1], "thread 2 runs after thread 1 and sees its flag");
+	cr_expect_eq(st.preemptions, 0);
+	cr_expect_eq(st.preempt_signals, 0);
+}
+
+Test(preempt, bad_quantum)
+{
+	unsetenv("RT_QUANTUM_US");
+	struct rt_config c = { .nvp = 1, .quantum_us = 10 };
+	cr_expect_eq(rt_init_config(&c), EINVAL, "a quantum under 50 us");
+	c.quantum_us = 0;
+	setenv("RT_QUANTUM_US", "1ms", 1);
+	cr_expect_eq(rt_init_config(&c), EINVAL, "RT_QUANTUM_US must be a number");
+	setenv("RT_QUANTUM_US", "0", 1);
+	cr_expect_eq(rt_init_config(&c), 0, "RT_QUANTUM_US=0: cooperative");
+	unsetenv("RT_QUANTUM_US");
+	stop();
+}
+
+/* ---- registers, FP state and errno across preemptions ---- */
+
+#define FP_THREADS 3
+static long fp_rounds_done;
+static long fp_bad;
+static long fp_target;
+
+/* A sum whose exact bits depend on every step: SSE (double) and x87 (long double) accumulators
+ * and integer registers live across the whole loop, under the thread's own rounding mode. */
+__attribute__((noinline)) static void crunch(int n, double *d, long double *ld, unsigned long *h)
+{
+	double s = 0;
+	long double l = 0;
+	unsigned long x = 0x9e3779b97f4a7c15ul;
+	for (int i = 1; i <= n; i++) {
+		s += 1.0 / (double)i;
+		l += 1.0L / ((long double)i * (long double)i);
+		x = (x ^ (unsigned long)i) * 0x100000001b3ul;
+	}
+	*d = s;
+	*ld = l;
+	*h = x;
+}
+
+/* The rounding mode in both units (x87 control word bits 10-11, MXCSR bits 13-14): 0 nearest,
+ * 2 upward, 3 toward zero. Set by hand: the suites do not link libm. */
+static void set_round(unsigned rc)
+{
+	unsigned mx;
+	unsigned short cw;
+	__asm__ volatile("stmxcsr %0" : "=m"(mx));
+	__asm__ volatile("fnstcw %0" : "=m"(cw));
+	mx = (mx & ~0x6000u) | rc << 13;
+	cw = (unsigned short)((cw & ~0x0c00u) | rc << 10);
+	__asm__ volatile("ldmxcsr %0" : : "m"(mx));
+	__asm__ volatile("fldcw %0" : : "m"(cw));
+}
+
+static unsigned get_round(void)
+{
+	unsigned mx;
+	unsigned short cw;
+	__asm__ volatile("stmxcsr %0" : "=m"(mx));
+	__asm__ volatile("fnstcw %0" : "=m"(cw));
+	return ((mx >> 13) & 3) == ((cw >> 10) & 3u) ? (mx >> 13) & 3 : 99;
+}
+
+static const unsigned fp_modes[FP_THREADS] = { 0, 3, 2 };
+static double ref_d[FP_THREADS];
+static long double ref_ld[FP_THREADS];
+static unsigned long ref_h[FP_THREADS];
+static int fp_n;
+
+static void *fp_worker(void *arg)
+{
+	int me = (int)(long)arg;
+	set_round(fp_modes[me]);
+	int my_errno = 1000 + me;
+	for (;;) {
+		struct rt_stats st;
+		rt_stats(&st);
+		if ((long)st.preemptions >= fp_target || __atomic_load_n(&fp_rounds_done,
+									__ATOMIC_RELAXED) > 20000)
+			break;
+		errno = my_errno;
+		double d;
+		long double ld;
+		unsigned long h;
+		crunch(fp_n, &d, &ld, &h);
+		int e = errno;
+		if (d != ref_d[me] || ld != ref_ld[me] || h != ref_h[me] || e != my_errno ||
+		    get_round() != fp_modes[me])
+			__atomic_fetch_add(&fp_bad, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&fp_rounds_done, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+Test(preempt, registers_fp_state_and_errno_survive)
+{
+	fp_n = sanitized() ? 50000 : 400000;
+	fp_target = sanitized() ? 20 : 100;
+	for (int k = 0; k < FP_THREADS; k++) {
+		set_round(fp_modes[k]);
+		crunch(fp_n, &ref_d[k], &ref_ld[k], &ref_h[k]);
+	}
+	set_round(0);
+	cr_assert(ref_d[0] != ref_d[1] || ref_ld[0] != ref_ld[1], "the rounding modes must differ");
+	start_q(1, 200);
+	rt_thread_t *t[FP_THREADS];
+	for (long k = 0; k < FP_THREADS; k++)
+		cr_assert_not_null(t[k] = rt_spawn(fp_worker, (void *)k));
+	for (int k = 0; k < FP_THREADS; k++)
+		cr_assert_eq(rt_join(t[k], NULL), 0);
+	struct rt_stats st;
+	rt_stats(&st);
+	stop();
+	cr_expect_eq(fp_bad, 0, "%ld of %ld rounds got a wrong sum, rounding mode or errno", fp_bad,
+		     fp_rounds_done);
+	cr_expect_geq(st.preemptions, 1, "no preemption happened in %ld rounds", fp_rounds_done);
+	cr_log_info("%ld rounds, %lu preemptions", fp_rounds_done, st.preemptions);
+}
+
+/* ---- locks, conditions and blocking calls under a short quantum on several VPs ---- */
+
+static rt_mutex_t mx = RT_MUTEX_INIT;
+static rt_cond_t not_empty = RT_COND_INIT, not_full = RT_COND_INIT;
+static long counter, unguarded_check;
+#define QCAP 8
+static long queue[QCAP];
+static int qhead, qlen;
+static long produced_sum, consumed_sum, consumed_n;
+static long sleeps_bad, workers_done;
+static long items_per_producer, incs_per_counter;
+
+static void burn(int n)
+{
+	volatile unsigned long x = 7;
+	for (int i = 0; i < n; i++)
+		x = x * 2862933555777941757ul + 3037000493ul;
+}
+
+static long sleep_us(long us)
+{
+	struct timespec ts = { 0, us * 1000 };
+	return rt_syscall(SYS_nanosleep, &ts, NULL);
+}
+
+/* Holds the mutex while it computes: preempted inside the critical section. */
+static void *incrementer(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < incs_per_counter; i++) {
+		rt_mutex_lock(&mx);
+		long c = counter;
+		unguarded_check++;
+		burn(2000);
+		counter = c + 1;
+		rt_mutex_unlock(&mx);
+		if (i % 64 == 0 && sleep_us(200) != 0)
+			__atomic_fetch_add(&sleeps_bad, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(&workers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *producer(void *arg)
+{
+	long base = (long)arg * 1000000;
+	for (long i = 1; i <= items_per_producer; i++) {
+		rt_mutex_lock(&mx);
+		while (qlen == QCAP)
+			rt_cond_wait(&not_full, &mx);
+		queue[(qhead + qlen++) % QCAP] = base + i;
+		produced_sum += base + i;
+		rt_cond_signal(&not_empty);
+		rt_mutex_unlock(&mx);
+		burn(500);
+		if (i % 128 == 0 && sleep_us(100) != 0)
+			__atomic_fetch_add(&sleeps_bad, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(&workers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	long want = (long)arg;
+	for (long n = 0; n < want; n++) {
+		rt_mutex_lock(&mx);
+		while (qlen == 0)
+			rt_cond_wait(&not_empty, &mx);
+		long v = queue[qhead];
+		qhead = (qhead + 1) % QCAP;
+		qlen--;
+		consumed_sum += v;
+		consumed_n++;
+		rt_cond_broadcast(&not_full);
+		rt_mutex_unlock(&mx);
+		burn(700);
+	}
+	__atomic_fetch_add(&workers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Computes without any runtime call for a long while: the others must still get the VPs. */
+static void *hog(void *arg)
+{
+	long rounds = (long)arg;
+	for (long i = 0; i < rounds; i++)
+		burn(100000);
+	__atomic_fetch_add(&workers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+Test(preempt, locks_conditions_and_blocking_calls_under_200us, .timeout = 240)
+{
+	int nvp = 3;
+	items_per_producer = sanitized() ? 400 : 3000;
+	incs_per_counter = sanitized() ? 200 : 1500;
+	start_q(nvp, 200);
+	const int ninc = 4, nprod = 3, ncons = 2, nhog = 2;
+	long total_items = nprod * items_per_producer;
+	rt_thread_t *t[16];
+	int n = 0;
+	for (int i = 0; i < nhog; i++)
+		t[n++] = rt_spawn(hog, (void *)(sanitized() ? 20L : 200L));
+	for (int i = 0; i < ninc; i++)
+		t[n++] = rt_spawn(incrementer, NULL);
+	for (long i = 0; i < nprod; i++)
+		t[n++] = rt_spawn(producer, (void *)(i + 1));
+	for (int i = 0; i < ncons; i++)
+		t[n++] = rt_spawn(consumer, (void *)(total_items / ncons));
+	for (int i = 0; i < n; i++)
+		cr_assert_not_null(t[i]);
+	/* a deadlock or a lost wakeup shows as workers that never finish */
+	bool all = wait_for(&workers_done, n, 120);
+	cr_assert(all, "only %ld of %d threads finished: deadlock or lost wakeup",
+		  __atomic_load_n(&workers_done, __ATOMIC_ACQUIRE), n);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(rt_join(t[i], NULL), 0);
+	struct rt_stats st;
+	rt_stats(&st);
+	stop();
+	cr_expect_eq(counter, ninc * incs_per_counter, "the mutex let two holders in");
+	cr_expect_eq(unguarded_check, counter);
+	cr_expect_eq(consumed_n, total_items);
+	cr_expect_eq(consumed_sum, produced_sum);
+	cr_expect_eq(sleeps_bad, 0, "a blocking rt_syscall() failed (EINTR from the preemption "
+		     "signal?)");
+	cr_log_info("%lu preemptions, %lu signals, %lu blocked calls", st.preemptions,
+		    st.preempt_signals, st.upcalls_blocked);
+}
+
+/* Blocking calls that the kernel never restarts (nanosleep, poll) next to CPU hogs on the same
+ * VP: the preemption signal must never show through as EINTR. */
+static long calls_bad, calls_done;
+
+static void *sleeper(void *arg)
+{
+	long n = (long)arg;
+	int p[2];
+	if (pipe(p) != 0) {
+		__atomic_fetch_add(&calls_bad, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	for (long i = 0; i < n; i++) {
+		if (sleep_us(300) != 0)
+			__atomic_fetch_add(&calls_bad, 1, __ATOMIC_RELAXED);
+		struct pollfd { int fd; short events, revents; } pf = { p[0], 1, 0 };
+		if (rt_syscall(SYS_poll, &pf, 1L, 1L) != 0)
+			__atomic_fetch_add(&calls_bad, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&calls_done, 1, __ATOMIC_RELAXED);
+	}
+	close(p[0]);
+	close(p[1]);
+	__atomic_fetch_add(&workers_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+Test(preempt, blocking_calls_never_see_the_signal, .timeout = 240)
+{
+	start_q(2, 200);
+	long n = sanitized() ? 300 : 2000;
+	rt_thread_t *t[8];
+	int k = 0;
+	for (int i = 0; i < 4; i++)
+		t[k++] = rt_spawn(sleeper, (void *)n);
+	for (int i = 0; i < 2; i++)
+		t[k++] = rt_spawn(hog, (void *)(sanitized() ? 20L : 300L));
+	bool all = wait_for(&workers_done, k, 120);
+	cr_assert(all, "only %ld of %d threads finished", workers_done, k);
+	for (int i = 0; i < k; i++)
+		cr_assert_eq(rt_join(t[i], NULL), 0);
+	stop();
+	cr_expect_eq(calls_bad, 0, "%ld of %ld calls failed", calls_bad, calls_done);
+}
