@@ -130,7 +130,7 @@ $(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio-ev
 		$$(pkg-config --cflags --libs criterion libevent) $(LDLIBS)
 $(BUILD)/docs/examples/%: docs/examples/%.c $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilaio -Iruntime -o $@ $< $(BUILD)/liblaio.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Ilaio -Iruntime -Iactivation -o $@ $< $(BUILD)/liblaio.a $(LDLIBS)
 examples: $(EXAMPLES)
 
 check: test

@@ -36,3 +36,42 @@ Test(examples, trace_shows_the_upcalls)
 	cr_expect(strstr(out, "upcall BLOCKED"), "trace shows the blocking upcall");
 	cr_expect(strstr(out, "laio_poll reports handle"), "trace shows the report");
 }
+
+/* sa_upcalls: the activation interface alone. Both upcalls come, the read's result is right,
+ * and after EINPROGRESS the flow and the blocked read are on different kernel threads: the VP
+ * moved (idle, upcall, watchdog) or the call did (probe, eager). */
+static void sa_upcalls_with(const char *detector, int vp_moves /* 1, 0, -1: either */)
+{
+	char cmd[512], out[8192];
+	long first = -1, flow = -2, reader = -3;
+	snprintf(cmd, sizeof cmd, "timeout 30 %s/docs/examples/sa_upcalls %s", build(), detector);
+	int rc = run(cmd, out, sizeof out);
+	if (rc == 77)
+		cr_skip_test("%s", out);
+	cr_assert_eq(rc, 0, "sa_upcalls %s failed:\n%s", detector, out);
+	const char *p = strstr(out, "1. flow on kernel thread ");
+	const char *q = strstr(out, "3. flow on kernel thread ");
+	const char *r = strstr(out, "the read is running on kernel thread ");
+	cr_assert(p && q && r, "every step printed:\n%s", out);
+	sscanf(p, "1. flow on kernel thread %ld", &first);
+	sscanf(q, "3. flow on kernel thread %ld", &flow);
+	sscanf(r, "the read is running on kernel thread %ld", &reader);
+	cr_expect(strstr(out, "2. upcall SA_BLOCKED"), "the BLOCKED upcall:\n%s", out);
+	cr_expect(strstr(out, "sa_syscall returned -1, errno EINPROGRESS"), "EINPROGRESS:\n%s", out);
+	cr_expect(strstr(out, "5. upcall SA_UNBLOCKED") &&
+		  strstr(out, "thread mailbox 0 finished: read returned 5 (errno 0)"),
+		  "the UNBLOCKED upcall with the result:\n%s", out);
+	cr_expect(strstr(out, "the buffer holds \"hello\": correct"), "the data:\n%s", out);
+	cr_expect(reader > 0 && reader != flow, "flow and call on different kernel threads:\n%s", out);
+	if (vp_moves == 1)
+		cr_expect(flow != first && reader == first, "the VP moved, the call stayed:\n%s", out);
+	else if (vp_moves == 0)
+		cr_expect(flow == first && reader != first, "the call moved, the VP stayed:\n%s", out);
+}
+
+Test(examples, sa_upcalls_auto) { sa_upcalls_with("auto", -1); } /* idle, or probe without rseq */
+Test(examples, sa_upcalls_idle) { sa_upcalls_with("idle", 1); }
+Test(examples, sa_upcalls_upcall) { sa_upcalls_with("upcall", 1); }
+Test(examples, sa_upcalls_watchdog) { sa_upcalls_with("watchdog", 1); }
+Test(examples, sa_upcalls_probe) { sa_upcalls_with("probe", 0); }
+Test(examples, sa_upcalls_eager) { sa_upcalls_with("eager", 0); }
