@@ -6,11 +6,12 @@
  * wears its TLS), so a per-thread timer would have to follow it. Instead one ticker thread looks
  * at every VP once a quantum and sends the signal, with rt_tgsigqueueinfo, to the kernel thread
  * that runs the VP now (vp->runner_tid, written at sa_create() and at every upcall). It sends
- * it when, at two looks a quantum apart, the same slice was running (vp->run_seq, bumped by
- * every switch), in user code (tm_sys even: not in rt_syscall()), the runner's CPU time grew by
- * at least half a quantum (a thread asleep in a direct system call is left alone), and the VP
- * has something else to run. A slice thus lasts one to two quanta. The signal carries the
- * slice's number: a signal that arrives after the slice ended does nothing.
+ * it when, at two looks a quantum apart or more, the same slice was running (vp->run_seq,
+ * bumped by every switch), in user code (tm_sys even: not in rt_syscall()), the runner's CPU
+ * time has grown by half a quantum since the first of them (a thread asleep in a direct system
+ * call is left alone), and the VP has something else to run. A slice that has the CPU thus
+ * lasts one to two quanta. The signal carries the slice's number: a signal that arrives after
+ * the slice ended does nothing.
  *
  * Where the signal may switch. Anywhere the thread runs its own code, but nowhere else:
  *   - on the kernel thread that runs the thread: the interrupted stack pointer must lie in the
@@ -39,6 +40,7 @@
  * in a register, and errno, saved by the handler, is put back in that same VP's TLS.
  */
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <errno.h>
 #include <link.h>
@@ -122,7 +124,7 @@ void rt_preempt_point(void)
 	if (!t || t->nopreempt)
 		return;
 	uint64_t p = __atomic_load_n(&vp->preempt_seq, __ATOMIC_RELAXED);
-	if (!p || p != vp->run_seq)
+	if (!p || p != __atomic_load_n(&vp->run_seq, __ATOMIC_RELAXED))
 		return;
 	int e = errno;
 	rt_preempt_off(t);
@@ -219,9 +221,9 @@ static void look(struct rt_vp *vp, pid_t pid, uint64_t now, uint64_t q)
 		__atomic_store_n(&vp->tick_seen_ns, now, __ATOMIC_RELAXED);
 		return;
 	}
-	uint64_t used = cpu - vp->tick_cpu_ns;
-	vp->tick_cpu_ns = cpu;
-	if (used < q / 2 || (__atomic_load_n(&tm->tm_sys, __ATOMIC_ACQUIRE) & 1) ||
+	/* CPU time since the first look at this slice, not per look: a runner that gets only a
+	   share of a CPU (more VPs than CPUs) must still reach the mark */
+	if (cpu - vp->tick_cpu_ns < q / 2 || (__atomic_load_n(&tm->tm_sys, __ATOMIC_ACQUIRE) & 1) ||
 	    !rt_vp_has_work(vp))
 		return;
 	siginfo_t si;
@@ -240,6 +242,8 @@ static void *ticker(void *arg)
 	(void)arg;
 	pid_t pid = getpid();
 	uint64_t q = rt_g.quantum_ns;
+	/* the kernel may otherwise stretch each sleep by 50 us: a quarter of a 200 us quantum */
+	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
 	struct timespec ts = { (time_t)(q / 1000000000u), (long)(q % 1000000000u) };
 	while (!__atomic_load_n(&ticker_stop, __ATOMIC_ACQUIRE)) {
 		syscall(SYS_futex, &ticker_stop, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);

@@ -239,7 +239,8 @@ static void run_here(struct rt_vp *vp, struct rt_thread *t)
 	t->stay = false;
 	RT_STAT(vp, switches);
 	/* a new time slice: the preemption ticker measures slices by this number */
-	__atomic_store_n(&vp->run_seq, vp->run_seq + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&vp->run_seq, __atomic_load_n(&vp->run_seq, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
 	/* upcalls for t's calls from now on. A release store, a plain mov: upcalls only happen
 	   inside sa_syscall() and sa_release(), never between here and the context load. */
 	__atomic_store_n(&vp->mb.sa_curthread, &t->tm, __ATOMIC_RELEASE);
