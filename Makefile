@@ -19,7 +19,7 @@ HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
             kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
             kernel-shim/watchdog.c kernel-shim/trap.S
-SA_SRC   := activation/sa.c activation/calls.c
+SA_SRC   := activation/sa.c activation/calls.c activation/trace.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
 LAIO_SRC := laio/laio.c laio/upcall_handler.c laio/entry.S
 LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)
@@ -33,7 +33,7 @@ EVENT_LIBS := $(BUILD)/liblaio-event.a $(BUILD)/liblaio-event.so $(BUILD)/laio-e
 SONAME   := liblaio.so.$(SOMAJOR)
 
 .PHONY: all help deps deps-check test-deps check test model check-asan check-tsan install uninstall \
-        clean bench bench-quick stress examples macrobench macrobench-quick results pc FORCE
+        clean bench bench-quick stress examples macrobench macrobench-quick results pc timeline FORCE
 # `make` builds; it never installs packages (`make deps` does, as root): deps-check says what is
 # missing and fails.
 all: deps-check $(BUILD)/liblaio.a $(BUILD)/liblaio.so $(BUILD)/laio.pc $(if $(HAVE_LIBEVENT),$(EVENT_LIBS))
@@ -50,6 +50,7 @@ help:
 	@echo 'make model           the Spin models of the hand-off protocol and the idle standby'
 	@echo 'make stress          the long race stress (10 million calls per detector)'
 	@echo 'make examples        build the programs of docs/examples'
+	@echo 'make timeline        a PNG of a trace file: TRACE=f.json [OUT=f.png] (docs/tracing.md)'
 	@echo 'make results         the tables of docs/results.md from the last benchmark CSVs'
 	@echo 'make install         PREFIX=/usr/local DESTDIR= LIBDIR=$$(PREFIX)/lib INCLUDEDIR= MANDIR='
 	@echo 'make uninstall       the same variables; removes what install put there'
@@ -73,6 +74,12 @@ SHIM_NOSAN := $(if $(findstring thread,$(SAN)),-fno-sanitize=thread,)
 $(BUILD)/obj/%.c.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fvisibility=hidden $(if $(findstring kernel-shim/,$<),$(SHIM_NOSAN),) -c $< -o $@
+# the system call names of traces, from the kernel's table of this machine
+$(BUILD)/gen/syscall-names.h: scripts/syscall-names.sh
+	@mkdir -p $(dir $@)
+	sh scripts/syscall-names.sh > $@
+$(BUILD)/obj/activation/trace.c.o: $(BUILD)/gen/syscall-names.h
+$(BUILD)/obj/activation/trace.c.o: override CFLAGS += -I$(BUILD)/gen
 $(BUILD)/obj/%.S.o: %.S kernel-shim/ks-offsets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -139,6 +146,18 @@ test: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
 	@sh test/install/install-test.sh $(BUILD)
 	@$(MAKE) --no-print-directory model
+
+# A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png]; without
+# TRACE, the paper's example is run and drawn into $(BUILD)/laio_paper_timeline.png.
+timeline: $(if $(TRACE),,$(BUILD)/docs/examples/laio_paper)
+	@sh scripts/deps.sh timeline
+	@if [ -n "$(TRACE)" ]; then \
+		sh scripts/timeline.sh "$(TRACE)" "$(or $(OUT),$(basename $(TRACE)).png)"; \
+	else \
+		LAIO_TRACE_FILE=$(BUILD)/laio_paper.json $(BUILD)/docs/examples/laio_paper >/dev/null && \
+		sh scripts/timeline.sh $(BUILD)/laio_paper.json $(or $(OUT),$(BUILD)/laio_paper_timeline.png) \
+			"docs/examples/laio_paper.c: LAIO_TRACE_FILE timeline"; \
+	fi
 
 model:
 	@if [ -f test/model/run.sh ]; then bash test/model/run.sh; else echo "model: test/model/run.sh missing"; exit 1; fi

@@ -77,6 +77,8 @@ struct sa_thr_mailbox {
 					      already read, added to its result (shim private) */
 	unsigned tm_dupfds;                /* a moved call: the arguments (bit i: tm_args[i]) that are
 					      duplicates of the caller's descriptors (shim private) */
+	uint64_t tm_done_ns;               /* with SA_TIMESTAMP: when the blocked call finished
+					      (CLOCK_MONOTONIC ns), valid once it is on sa_completed */
 };
 
 struct sa_mailbox;
@@ -86,6 +88,13 @@ struct sa_upcall {
 	int sa_timedout;                   /* SA_UNBLOCKED: the release timed out */
 	struct sa_thr_mailbox *sa_blocked; /* SA_BLOCKED */
 	struct sa_thr_mailbox *sa_done;    /* SA_UNBLOCKED: finished threads, oldest first */
+	/* SA_BLOCKED: how the block was handed off, for tracing and statistics. */
+	int sa_detector;                   /* the detector that caught it (enum sa_detector) */
+	int sa_moved;                      /* 1: the call was moved to another activation before it
+					      blocked (probe, eager) and the flow stays on its kernel
+					      thread; 0: a spare activation took the VP and the
+					      blocked kernel thread keeps the call */
+	int sa_call_tid;                   /* the kernel thread (gettid) executing the blocked call */
 };
 enum { SA_BLOCKED = 1, SA_UNBLOCKED = 2 };
 
@@ -94,6 +103,7 @@ typedef void sa_upcall_fn(struct sa_mailbox *mb, struct sa_upcall *upcall);
 /* sa_flags */
 #define SA_NOUPCALL 0x1 /* KMF_NOUPCALL: calls that block now complete synchronously */
 #define SA_NOTIFY 0x2   /* write 1 to sa_notify_fd (an eventfd) after each completion */
+#define SA_TIMESTAMP 0x4 /* record in tm_done_ns when each blocked call finished (timelines) */
 
 struct ks_vp;
 

@@ -121,7 +121,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	ks_adopt_exit_tid(vp->ks_fs); /* a thread may exit without sa_destroy(): pthread_join */
 	if (vp->ks_lazy == SA_DETECT_UPCALL && ks_upcall_arm(vp, self) < 0)
 		ks_upcall_fallback(vp);
-	ks_upcall_blocked(vp, m);
+	ks_upcall_blocked(vp, m, by, false);
 }
 
 /* T6-T9, entered from trap.S wearing the TLS the claimer left (so C code is safe here). */

@@ -152,10 +152,14 @@ void ks_idle_atfork_child(void);
 
 /* vp.c: completion, release, wakeup */
 void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
-__attribute__((noreturn)) void ks_upcall_blocked(struct ks_vp *vp, struct sa_thr_mailbox *m);
+/* by: the detector that caught the block; moved: the call went to another activation (move.c),
+ * else a spare took the VP from the blocked runner (claim.c) */
+__attribute__((noreturn)) void ks_upcall_blocked(struct ks_vp *vp, struct sa_thr_mailbox *m, int by,
+						 bool moved);
 __attribute__((noreturn)) void ks_deliver(struct ks_vp *vp);
 void ks_signals_init(void);
 void ks_vp_register(struct ks_vp *vp);
+int ks_vp_runner_tid(struct sa_mailbox *mb); /* the VP's runner's kernel thread id, or 0 */
 extern struct ks_vp *ks_all_vps;
 extern pthread_mutex_t ks_vps_lock;
 

@@ -25,7 +25,7 @@ static void move_and_upcall(void *arg)
 	ks_act_give(mv->spare, KS_TASK_CALL, m);
 	KS_COUNT(moved);
 	ks_count_handoff(vp, mv->by);
-	ks_upcall_blocked(vp, m);
+	ks_upcall_blocked(vp, m, mv->by, true);
 }
 
 /*

@@ -77,6 +77,8 @@ void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 		m->tm_retval = raw;
 		m->tm_errno = 0;
 	}
+	if (__atomic_load_n(&mb->sa_flags, __ATOMIC_RELAXED) & SA_TIMESTAMP)
+		m->tm_done_ns = ks_now_ns();
 	cds_wfcq_node_init(&m->tm_next);
 	/* T7: the enqueue's xchg is a full barrier, paired with the runner's xchg in R2 */
 	cds_wfcq_enqueue(&mb->sa_completed_head, &mb->sa_completed_tail, &m->tm_next);
@@ -91,6 +93,15 @@ void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 					__ATOMIC_SEQ_CST))
 		ks_futex_wake(&vp->ks_parked, 1);
 	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE); /* last touch of vp */
+}
+
+/* For traces (activation/trace.c): the activation's own words are read here, in the shim,
+ * which ThreadSanitizer builds leave uninstrumented (see the Makefile). */
+int ks_vp_runner_tid(struct sa_mailbox *mb)
+{
+	struct ks_vp *vp = mb ? mb->sa_vp : NULL;
+	struct ks_act *runner = vp ? __atomic_load_n(&vp->ks_runner, __ATOMIC_RELAXED) : NULL;
+	return runner ? runner->ks_tid : 0;
 }
 
 int sa_has_completed(struct sa_mailbox *mb)
@@ -137,9 +148,12 @@ void ks_deliver(struct ks_vp *vp)
 	ks_run_on((void *)top, upcall_trampoline, vp);
 }
 
-void ks_upcall_blocked(struct ks_vp *vp, struct sa_thr_mailbox *m)
+void ks_upcall_blocked(struct ks_vp *vp, struct sa_thr_mailbox *m, int by, bool moved)
 {
-	vp->ks_ev = (struct sa_upcall){ .sa_event = SA_BLOCKED, .sa_blocked = m };
+	struct ks_act *executor = m->tm_act;
+	vp->ks_ev = (struct sa_upcall){ .sa_event = SA_BLOCKED, .sa_blocked = m,
+					.sa_detector = by, .sa_moved = moved,
+					.sa_call_tid = executor ? executor->ks_tid : 0 };
 	ks_deliver(vp);
 }
 

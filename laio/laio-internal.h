@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include "laio.h"
 #include "../activation/sa.h"
+#include "../activation/trace.h"
 
 enum laio_handle_state { H_FREE, H_CURRENT, H_BACKGROUND, H_COMPLETED };
 
@@ -16,6 +17,13 @@ struct laio_handle {
 	struct sa_thr_mailbox tm;        /* first: a handle pointer is a mailbox pointer */
 	struct laio_handle *next;        /* on the free list or the completed list */
 	int state;
+	/* tracing only (docs/tracing.md): written while the thread traces */
+	unsigned long no;                /* hN: numbered when it goes to the background */
+	uint64_t t_start, t_block;       /* the call's start, its SA_BLOCKED upcall (timeline) */
+	long args[6];
+	int call_tid;                    /* the kernel thread executing it after the block */
+	int8_t detector;                 /* who caught the block, and how it was handed off */
+	uint8_t moved;
 };
 
 #define LAIO_CHUNK 256
@@ -40,7 +48,10 @@ struct laio_state {
 	bool poll_timedout;
 	int efd;                                /* laio_fd(), or -1 */
 	int max_inflight;
-	int trace;
+	int trace;                              /* stderr lines (LAIO_TRACE) */
+	int traced;                             /* trace or tl: calls take the traced path */
+	int vp_no;                              /* vpN in traces */
+	struct sa_tl_buf *tl;                   /* the timeline's records (LAIO_TRACE_FILE) */
 	struct laio_stats st;
 	struct laio_state *dead_next;           /* on the list of states of exited threads */
 	char *upcall_stack;
@@ -56,7 +67,8 @@ void laio_handle_free(struct laio_state *ls, struct laio_handle *h);
 bool laio_handle_valid(struct laio_state *ls, void *p);
 void laio_upcall(struct sa_mailbox *mb, struct sa_upcall *u);
 void laio_update_limit(struct laio_state *ls);
-void laio_completed_append(struct laio_state *ls, struct sa_thr_mailbox *done);
+/* `upcall`: the list came with an SA_UNBLOCKED upcall (for the trace) */
+void laio_completed_append(struct laio_state *ls, struct sa_thr_mailbox *done, bool upcall);
 void laio_trace(struct laio_state *ls, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -26,20 +26,38 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct laio_state *dead;   /* states of exited threads, kept while calls are in flight */
 
+/* One line of the shared format (activation/trace.h): upcall handlers call it too, so no
+ * stdio stream is used. */
 void laio_trace(struct laio_state *ls, const char *fmt, ...)
 {
 	if (!ls->trace)
 		return;
 	va_list ap;
-	int saved = errno;
 	va_start(ap, fmt);
-	flockfile(stderr);
-	fprintf(stderr, "laio[%d]: ", (int)syscall(SYS_gettid));
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	sa_trace_vline("laio", ls->vp_no, sa_trace_tid(&ls->mb), fmt, ap);
 	va_end(ap);
-	errno = saved;
+}
+
+/* The thread's timeline (LAIO_TRACE_FILE or laio_config.trace_file): its record buffer, and
+ * the shim's completion times that blocked calls' spans end with. */
+static void timeline_start(struct laio_state *ls, const char *path)
+{
+	if (ls->tl)
+		return;
+	ls->tl = sa_tl_buf_new(sa_tl_open(path, "laio"));
+	if (ls->tl)
+		__atomic_fetch_or(&ls->mb.sa_flags, SA_TIMESTAMP, __ATOMIC_RELAXED);
+	ls->traced = ls->trace || ls->tl;
+}
+
+/* The thread says what drives its VP: the detector configured and what it resolved to. */
+static void trace_detector(struct laio_state *ls, int configured)
+{
+	if (ls->trace) {
+		char how[128];
+		sa_trace_detector_setup(how, sizeof how, &ls->mb, configured);
+		laio_trace(ls, "detector %s", how);
+	}
 }
 
 /* ---- the pool of free handles ---- */
@@ -67,7 +85,7 @@ struct laio_handle *laio_handle_alloc(struct laio_state *ls)
 	if (!ls->free_head) {
 		ls->free_tail = NULL;
 		if (!grow(ls))
-			abort(); /* out of memory for a 200-byte handle: nothing sane is left to do */
+			abort(); /* out of memory for a small handle: nothing sane is left to do */
 	}
 	uint64_t sys = h->tm.tm_sys;
 	sa_thr_init(&h->tm);
@@ -131,7 +149,7 @@ static void sweep_dead(void)
 {
 	for (struct laio_state **p = &dead; *p;) {
 		struct laio_state *ls = *p;
-		laio_completed_append(ls, sa_take_completed(&ls->mb));
+		laio_completed_append(ls, sa_take_completed(&ls->mb), false);
 		while (ls->completed_head) {
 			struct laio_handle *h = ls->completed_head;
 			ls->completed_head = h->next;
@@ -159,6 +177,10 @@ static void on_thread_exit(void *arg)
 	inside = 1; /* for good: the thread is ending */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	laio_trace(ls, "thread exits with %lu call(s) in flight", ls->st.in_flight);
+	/* the state outlives the thread on the dead list, unseen: it traces no more */
+	sa_tl_buf_free(ls->tl);
+	ls->tl = NULL;
+	ls->trace = ls->traced = 0;
 	sa_destroy(&ls->mb);
 	self = NULL;
 	pthread_mutex_lock(&dead_lock);
@@ -177,7 +199,7 @@ static void atfork_child(void)
 	pthread_mutex_init(&dead_lock, NULL);
 	if (!ls)
 		return;
-	laio_completed_append(ls, sa_take_completed(&ls->mb));
+	laio_completed_append(ls, sa_take_completed(&ls->mb), false);
 	for (struct laio_chunk *c = ls->chunks; c; c = c->next)
 		for (int i = 0; i < LAIO_CHUNK; i++) {
 			struct laio_handle *h = &c->h[i];
@@ -187,7 +209,7 @@ static void atfork_child(void)
 			h->tm.tm_errno = ECANCELED;
 			h->tm.tm_cstate = SA_CALL_DONE;
 			h->tm.tm_link = NULL;
-			laio_completed_append(ls, &h->tm);
+			laio_completed_append(ls, &h->tm, false);
 		}
 	if (ls->efd >= 0) {
 		close(ls->efd);
@@ -263,15 +285,23 @@ static struct laio_state *state_new(void)
 	ls->max_inflight = LAIO_DEFAULT_MAX_INFLIGHT;
 	ls->max_inflight = (int)laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX,
 					      LAIO_DEFAULT_MAX_INFLIGHT);
-	const char *e;
-	e = getenv("LAIO_TRACE");
-	ls->trace = e && *e && strcmp(e, "0") != 0 && strcmp(e, "no") != 0 && strcmp(e, "off") != 0;
+	ls->vp_no = sa_trace_next_vp();
+	ls->trace = sa_trace_env_on("LAIO_TRACE");
+	ls->traced = ls->trace;
+	if (ls->trace)
+		sa_trace_stdout_lines();
+	const char *tf = getenv("LAIO_TRACE_FILE");
+	if (tf && *tf)
+		timeline_start(ls, tf);
 	int d = env_detector();
 	if (d > 0 && sa_set_detector(&ls->mb, d) < 0) {
 		fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here; using auto\n",
 			getenv("LAIO_DETECTOR"));
 		sa_set_detector(&ls->mb, SA_DETECT_AUTO);
+		d = LAIO_DETECT_AUTO;
 	}
+	laio_trace(ls, "thread is now a virtual processor (sa_create)");
+	trace_detector(ls, d);
 	return ls;
 }
 
@@ -288,11 +318,8 @@ struct laio_state *laio_state_get(void)
 	sweep_dead();
 	pthread_mutex_unlock(&dead_lock);
 	self = state_new();
-	if (self) {
+	if (self)
 		pthread_setspecific(exit_key, self);
-		laio_trace(self, "thread is now a virtual processor (detector for read: %s)",
-			   sa_detector_name(&self->mb, SYS_read));
-	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return self;
@@ -300,13 +327,49 @@ struct laio_state *laio_state_get(void)
 
 /* ---- the API ---- */
 
-/* The thread's first call (set its LAIO state up, then make the call), or a call from a signal
- * handler that interrupted laio_syscall() or laio_poll() of this thread (synchronous, exactly
- * what syscall() returns), or no state could be had (out of memory: synchronous too). */
+/* laio_syscall7() with the trace on: the call's arguments and, for the timeline, its times.
+ * A call that blocks returns here in the flow that goes on, EINPROGRESS; its span is recorded
+ * when it completes (laio_completed_append). */
+__attribute__((noinline)) static long traced_call(struct laio_state *ls, long number, long a0,
+						  long a1, long a2, long a3, long a4, long a5)
+{
+	inside = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	ls->st.calls++;
+	ls->background_handle = NULL;
+	struct laio_handle *h = ls->current_handle;
+	h->tm.tm_nr = number;
+	h->t_start = ls->tl ? sa_trace_now() : 0;
+	long *a = h->args;
+	a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5;
+	__atomic_store_n(&ls->mb.sa_curthread, &h->tm, __ATOMIC_RELEASE);
+	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
+	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED);
+	int e = errno;
+	if (ls->tl && ls->background_handle != h) {
+		struct sa_tl_rec rec = { .kind = SA_TL_CALL, .tid = sa_trace_tid(&ls->mb),
+					 .vp = ls->vp_no, .nr = number, .ret = r,
+					 .err = r == -1 ? e : 0, .ts = h->t_start,
+					 .t_end = sa_trace_now() };
+		memcpy(rec.args, h->args, sizeof rec.args);
+		sa_tl_add(ls->tl, &rec);
+	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	inside = 0;
+	errno = e;
+	return r;
+}
+
+/* The thread's first call (set its LAIO state up, then make the call), or a traced call, or a
+ * call from a signal handler that interrupted laio_syscall() or laio_poll() of this thread
+ * (synchronous, exactly what syscall() returns), or no state could be had (out of memory:
+ * synchronous too). */
 __attribute__((noinline)) static long first_or_nested(long number, long a0, long a1, long a2,
 						       long a3, long a4, long a5)
 {
 	struct laio_state *ls = self;
+	if (ls && !inside)
+		return traced_call(ls, number, a0, a1, a2, a3, a4, a5);
 	if (!ls && !inside && laio_state_get())
 		return laio_syscall7(number, a0, a1, a2, a3, a4, a5);
 	return syscall(number, a0, a1, a2, a3, a4, a5);
@@ -317,8 +380,8 @@ long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, lon
 {
 	struct laio_state *ls = self; /* the thread's first call sets it up below */
 	/* no state yet, or a signal handler that interrupted this thread inside laio_syscall() or
-	   laio_poll(): the slow path */
-	if (__builtin_expect(!ls || inside, 0))
+	   laio_poll(), or tracing: the slow path */
+	if (__builtin_expect(!ls || inside || ls->traced, 0))
 		return first_or_nested(number, a0, a1, a2, a3, a4, a5);
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
@@ -350,7 +413,7 @@ static int report(struct laio_state *ls, struct laio_completion *c, int n)
 	int got = 0;
 	/* completions that arrived since the last upcall join the completed list as an
 	   unblocking upcall would have put them there */
-	laio_completed_append(ls, sa_take_completed(&ls->mb));
+	laio_completed_append(ls, sa_take_completed(&ls->mb), false);
 	while (got < n && ls->completed_head) {
 		struct laio_handle *h = ls->completed_head;
 		ls->completed_head = h->next;
@@ -362,8 +425,20 @@ static int report(struct laio_state *ls, struct laio_completion *c, int n)
 		got++;
 		ls->st.in_flight--;
 		ls->st.completed++;
-		laio_trace(ls, "laio_poll reports handle %p: %ld (errno %d); handle is free again",
-			   (void *)h, h->tm.tm_retval, h->tm.tm_errno);
+		if (ls->traced) {
+			char nb[24];
+			laio_trace(ls, "laio_poll reports h%lu: %s = %ld (errno %d); h%lu is free again",
+				   h->no, sa_trace_call_name(h->tm.tm_nr, nb), h->tm.tm_retval,
+				   h->tm.tm_errno, h->no);
+			if (ls->tl) {
+				struct sa_tl_rec rec = { .kind = SA_TL_DONE,
+							 .tid = sa_trace_tid(&ls->mb),
+							 .vp = ls->vp_no, .nr = h->tm.tm_nr,
+							 .ret = h->tm.tm_retval, .err = h->tm.tm_errno,
+							 .ts = sa_trace_now(), .hno = h->no };
+				sa_tl_add(ls->tl, &rec);
+			}
+		}
 		laio_handle_free(ls, h);
 	}
 	laio_update_limit(ls);
@@ -411,7 +486,16 @@ int laio_poll(struct laio_completion completions[], int ncompletions,
 	}
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	uint64_t t = ls->tl ? sa_trace_now() : 0;
 	int got = poll_locked(ls, completions, ncompletions, timeout);
+	if (ls->tl) {
+		int e = errno;
+		struct sa_tl_rec rec = { .kind = SA_TL_POLL, .tid = sa_trace_tid(&ls->mb),
+					 .vp = ls->vp_no, .ts = t, .t_end = sa_trace_now(),
+					 .count = got > 0 ? (unsigned long)got : 0 };
+		sa_tl_add(ls->tl, &rec);
+		errno = e;
+	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return got;
@@ -494,7 +578,7 @@ int laio_cancel(void *handle)
 		return -1; /* ENOENT: it finished first */
 	if (before == SA_CALL_QUEUED || before == SA_CALL_RUNNING)
 		ls->st.cancelled++; /* a repeated cancel of the same call is not counted again */
-	laio_trace(ls, "laio_cancel: handle %p interrupted", handle);
+	laio_trace(ls, "laio_cancel: h%lu interrupted", h->no);
 	return 0;
 }
 
@@ -540,8 +624,14 @@ int laio_init(const struct laio_config *cfg)
 		return -1;
 	if (cfg->max_inflight > 0)
 		ls->max_inflight = cfg->max_inflight;
-	if (cfg->trace)
-		ls->trace = 1;
+	if (cfg->trace && !ls->trace) {
+		ls->trace = ls->traced = 1;
+		sa_trace_stdout_lines();
+	}
+	if (cfg->trace_file && *cfg->trace_file)
+		timeline_start(ls, cfg->trace_file);
+	if (cfg->detector != LAIO_DETECT_AUTO)
+		trace_detector(ls, (int)cfg->detector);
 	laio_update_limit(ls);
 	return 0;
 }

@@ -82,6 +82,9 @@ struct laio_config {
 	enum laio_detector detector; /* LAIO_DETECTOR=auto|idle|upcall|probe|watchdog|eager */
 	int max_inflight;            /* LAIO_MAX_INFLIGHT; background calls per thread; 0: default */
 	int trace;                   /* LAIO_TRACE=1: print each upcall and handle transition */
+	const char *trace_file;      /* LAIO_TRACE_FILE=path: write a timeline of the thread's calls
+					and upcalls there (Chrome trace-event JSON, docs/tracing.md);
+					NULL: the environment's */
 };
 
 /*

@@ -18,7 +18,36 @@ static struct laio_state *state_of(struct sa_mailbox *mb)
 	return (struct laio_state *)((char *)mb - offsetof(struct laio_state, mb));
 }
 
-static void blocked(struct laio_state *ls, struct laio_handle *h)
+/* Who caught the block and which way it was handed off, from the shim (sa_upcall). */
+static void trace_blocked(struct laio_state *ls, struct laio_handle *h, const struct sa_upcall *u)
+{
+	char nb[24], ab[160];
+	h->no = sa_trace_next_handle();
+	h->call_tid = u->sa_call_tid;
+	h->detector = (int8_t)u->sa_detector;
+	h->moved = (uint8_t)u->sa_moved;
+	h->t_block = ls->tl ? sa_trace_now() : 0;
+	sa_trace_args(ab, sizeof ab, h->tm.tm_nr, h->args);
+	if (u->sa_moved)
+		laio_trace(ls, "upcall BLOCKED: %s(%s) is h%lu in the background; %s caught it: call "
+			   "moved to kt %d, the flow stays here and gets EINPROGRESS",
+			   sa_trace_call_name(h->tm.tm_nr, nb), ab, h->no,
+			   sa_trace_detector_name(u->sa_detector), u->sa_call_tid);
+	else
+		laio_trace(ls, "upcall BLOCKED: %s(%s) is h%lu in the background; %s caught it: VP "
+			   "moved to a spare (this kt), kt %d keeps the call; the flow gets EINPROGRESS",
+			   sa_trace_call_name(h->tm.tm_nr, nb), ab, h->no,
+			   sa_trace_detector_name(u->sa_detector), u->sa_call_tid);
+	if (ls->tl) {
+		struct sa_tl_rec rec = { .kind = SA_TL_BLOCKED, .detector = h->detector,
+					 .moved = h->moved, .tid = sa_trace_tid(&ls->mb),
+					 .call_tid = h->call_tid, .vp = ls->vp_no, .nr = h->tm.tm_nr,
+					 .ts = h->t_block, .hno = h->no };
+		sa_tl_add(ls->tl, &rec);
+	}
+}
+
+static void blocked(struct laio_state *ls, struct laio_handle *h, const struct sa_upcall *u)
 {
 	ls->background_handle = h;              /* laio_desc_bg = current_thread */
 	h->state = H_BACKGROUND;
@@ -27,12 +56,34 @@ static void blocked(struct laio_state *ls, struct laio_handle *h)
 	if (++ls->st.in_flight > ls->st.peak_in_flight)
 		ls->st.peak_in_flight = ls->st.in_flight;
 	laio_update_limit(ls);
-	laio_trace(ls, "upcall BLOCKED: system call %ld is background handle %p; flow continues with %p",
-		   h->tm.tm_nr, (void *)h, (void *)ls->current_handle);
+	if (ls->traced)
+		trace_blocked(ls, h, u);
+}
+
+/* A background call finished: its line, and its whole span for the timeline (it started in
+ * the flow, ended on the kernel thread that executed it). */
+static void trace_finished(struct laio_state *ls, struct laio_handle *h, bool upcall)
+{
+	char nb[24];
+	laio_trace(ls, "%sh%lu finished: %s = %ld (errno %d)%s", upcall ? "upcall UNBLOCKED: " : "",
+		   h->no, sa_trace_call_name(h->tm.tm_nr, nb), h->tm.tm_retval, h->tm.tm_errno,
+		   upcall ? "" : ", seen by laio_poll without an upcall");
+	if (ls->tl && h->no) {
+		struct sa_tl_rec rec = { .kind = SA_TL_CALL, .detector = h->detector,
+					 .moved = h->moved, .tid = h->call_tid,
+					 .call_tid = h->call_tid, .vp = ls->vp_no, .nr = h->tm.tm_nr,
+					 .ret = h->tm.tm_retval, .err = h->tm.tm_errno,
+					 .ts = h->t_start, .t_block = h->t_block,
+					 .t_end = sa_trace_since_origin(h->tm.tm_done_ns),
+					 .hno = h->no };
+		for (int i = 0; i < 6; i++)
+			rec.args[i] = h->args[i];
+		sa_tl_add(ls->tl, &rec);
+	}
 }
 
 /* Finished threads join the completed list, oldest first; they are never resumed. */
-void laio_completed_append(struct laio_state *ls, struct sa_thr_mailbox *done)
+void laio_completed_append(struct laio_state *ls, struct sa_thr_mailbox *done, bool upcall)
 {
 	while (done) {
 		struct laio_handle *h = (struct laio_handle *)done;
@@ -44,8 +95,8 @@ void laio_completed_append(struct laio_state *ls, struct sa_thr_mailbox *done)
 		else
 			ls->completed_head = h;
 		ls->completed_tail = h;
-		laio_trace(ls, "upcall UNBLOCKED: handle %p finished: %ld (errno %d)", (void *)h,
-			   h->tm.tm_retval, h->tm.tm_errno);
+		if (ls->traced)
+			trace_finished(ls, h, upcall);
 	}
 }
 
@@ -55,12 +106,20 @@ void laio_upcall(struct sa_mailbox *mb, struct sa_upcall *u)
 	ls->st.upcalls++;
 	if (u->sa_event == SA_BLOCKED) {
 		struct laio_handle *h = (struct laio_handle *)u->sa_blocked;
-		blocked(ls, h);
+		blocked(ls, h, u);
 		/* the blocked handle's saved context stays intact: its activation only writes the
 		   result fields. Upcalls stay off (sa_curthread NULL) until the next call. */
 		sa_switch_to(mb, NULL, &h->tm.tm_context, -EINPROGRESS);
 	}
-	laio_completed_append(ls, u->sa_done);
+	if (ls->tl) {
+		struct sa_tl_rec rec = { .kind = SA_TL_UNBLOCKED, .timedout = (uint8_t)u->sa_timedout,
+					 .tid = sa_trace_tid(&ls->mb), .vp = ls->vp_no,
+					 .ts = sa_trace_now() };
+		for (struct sa_thr_mailbox *m = u->sa_done; m; m = m->tm_link)
+			rec.count++;
+		sa_tl_add(ls->tl, &rec);
+	}
+	laio_completed_append(ls, u->sa_done, true);
 	ls->poll_timedout = u->sa_timedout;
 	if (u->sa_timedout)
 		laio_trace(ls, "upcall UNBLOCKED: timeout, nothing finished");

@@ -28,6 +28,7 @@
 #include <urcu/wfcqueue.h>
 #include "rt.h"
 #include "../activation/sa.h"
+#include "../activation/trace.h"
 #include "san.h"
 
 enum rt_state { RT_READY, RT_RUNNING, RT_BLOCKED, RT_WAITING, RT_DEAD, RT_FREE };
@@ -83,6 +84,13 @@ struct rt_thread {
 	uint32_t nopreempt;             /* > 0 while it runs runtime code (a count: rt_* calls nest)
 					   or is switched out: the preemption signal must not switch
 					   it there (preempt.c) */
+	/* tracing (trace.c): its call in progress, numbered hN if it blocked */
+	unsigned long tl_hno;
+	uint64_t tl_start, tl_block;
+	long tl_args[6];
+	int tl_call_tid;
+	int8_t tl_detector;
+	uint8_t tl_moved;
 };
 
 /* What finish_switch() does with the thread that switched away (vp->prev). */
@@ -128,6 +136,7 @@ struct rt_vp {
 		unsigned long switches, upcalls_blocked, upcalls_unblocked, completions, polled,
 			      steals, parks, preemptions, preempt_signals;
 	} st;
+	struct sa_tl_buf *tl;           /* the timeline's records of this VP, or NULL */
 };
 
 /* Counters are written by their VP only and read by rt_stats(): relaxed, no locked add. */
@@ -147,7 +156,8 @@ struct rt_global {
 	unsigned spawn_rr;              /* next VP for a spawn from outside */
 	unsigned long spawned;
 	int trace;
-	uint64_t trace_t0;              /* CLOCK_MONOTONIC ns at rt_init() */
+	int traced;                     /* trace or tl_file: calls keep their arguments and times */
+	struct sa_tl_file *tl_file;     /* RT_TRACE_FILE / rt_config.trace_file, or NULL */
 	uint64_t quantum_ns;            /* time slice; 0: cooperative (no ticker, no signal) */
 	unsigned long preempt_kicks;    /* preemption signals taken anywhere: rt_syscall() makes a
 					   call again if one of them may have made it fail with EINTR */
@@ -264,6 +274,12 @@ void rt_preempt_runner(struct rt_vp *vp);
 #define RT_TRACE(vp, ...) do { if (__builtin_expect(rt_g.trace, 0)) rt_trace(vp, __VA_ARGS__); } \
 	while (0)
 void rt_trace(struct rt_vp *vp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* With rt_g.traced (a line or a timeline is asked for): a call that did not block, the two
+ * upcalls, a blocked call that finished (its line, and its span on the timeline) */
+void rt_trace_call(struct rt_vp *vp, struct rt_thread *t, long nr, long ret, int err);
+void rt_trace_blocked(struct rt_vp *vp, struct rt_thread *t, const struct sa_upcall *u);
+void rt_trace_unblocked(struct rt_vp *vp, const struct sa_upcall *u);
+void rt_trace_finished(struct rt_vp *vp, struct rt_thread *t, bool polled);
 
 /* upcall.c */
 void rt_upcall(struct sa_mailbox *mb, struct sa_upcall *u);

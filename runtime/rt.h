@@ -57,6 +57,9 @@ struct rt_config {
 	unsigned quantum_us;     /* time slice in microseconds (>= 50), or 0: cooperative, unless
 				    the environment variable RT_QUANTUM_US gives one. Costs a
 				    ticker thread and reserves the signal RT_PREEMPT_SIGNAL */
+	const char *trace_file;  /* write a timeline of the VPs' calls and upcalls to this file
+				    (Chrome trace-event JSON, docs/tracing.md); NULL: the
+				    environment variable RT_TRACE_FILE's, if set */
 };
 
 /* Start the runtime with default configuration and `nvp` VPs. 0 or an errno value (EBUSY:

@@ -215,9 +215,8 @@ void rt_complete(struct rt_vp *vp, struct sa_thr_mailbox *done, bool polled)
 		RT_STAT(vp, completions);
 		if (polled)
 			RT_STAT(vp, polled);
-		RT_TRACE(vp, "thread %lu: system call %ld finished (%ld, errno %d)%s",
-			 (unsigned long)t->id, t->nr, t->tm.tm_retval,
-			 t->tm.tm_errno, polled ? ", seen at a scheduling point (no upcall)" : "");
+		if (__builtin_expect(rt_g.traced, 0))
+			rt_trace_finished(vp, t, polled);
 		t->hooks->unblocked(vp, t);
 	}
 }

@@ -74,16 +74,16 @@ void rt_upcall(struct sa_mailbox *mb, struct sa_upcall *u)
 		RT_STAT(vp, upcalls_blocked);
 		vp->cur = NULL;
 		rt_set_state(t, RT_BLOCKED);
-		RT_TRACE(vp, "upcall BLOCKED: thread %lu blocked in system call %ld",
-			 (unsigned long)t->id, t->nr);
+		if (__builtin_expect(rt_g.traced, 0))
+			rt_trace_blocked(vp, t, u);
 		struct rt_thread *run = t->hooks->blocked(vp, t);
 		if (run)
 			rt_run_from_upcall(vp, run);
 	} else {
 		/* the VP had released itself; these threads finished their calls */
 		RT_STAT(vp, upcalls_unblocked);
-		RT_TRACE(vp, "upcall UNBLOCKED%s", u->sa_done ? ": blocked calls finished"
-			 : u->sa_timedout ? ": timeout" : ": woken, work may have arrived");
+		if (__builtin_expect(rt_g.traced, 0))
+			rt_trace_unblocked(vp, u);
 		rt_complete(vp, u->sa_done, false);
 	}
 	/* run the next ready thread (completions that arrived meanwhile included), or release

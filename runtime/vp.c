@@ -71,6 +71,8 @@ static void *vp_main(void *arg)
 	vp->mb.sa_stacksize = vp->upcall_stack_size;
 	vp->mb.sa_udata = vp;
 	vp->mb.sa_notify_fd = -1;
+	if (vp->tl)
+		vp->mb.sa_flags |= SA_TIMESTAMP; /* blocked calls' spans end when they finished */
 	if (rt_g.quantum_ns) {
 		/* before sa_create(): the mask recorded then is the one every later runner of
 		   this VP wears */
@@ -91,8 +93,11 @@ static void *vp_main(void *arg)
 	if (err)
 		return NULL;
 	rt_san_fiber_current(&vp->san_home);
-	RT_TRACE(vp, "virtual processor up (sa_create), detector for nanosleep: %s",
-		 sa_detector_name(&vp->mb, SYS_nanosleep));
+	if (rt_g.trace) {
+		char how[128];
+		sa_trace_detector_setup(how, sizeof how, &vp->mb, detector);
+		rt_trace(vp, "virtual processor up (sa_create); detector %s", how);
+	}
 	/* from here the VP schedules; rt_shutdown() brings it back here, maybe on another kernel
 	   thread wearing this one's TLS (the pthread exits on that one) */
 	sa_save_and_run(&vp->home, vp_start, vp, vp->upcall_stack + vp->upcall_stack_size);
@@ -103,6 +108,7 @@ static void *vp_main(void *arg)
 
 static void vp_free(struct rt_vp *vp)
 {
+	sa_tl_buf_free(vp->tl);
 	rt_san_fiber_free(&vp->san);
 	rt_stack_free(&vp->upcall);
 	free(vp);
@@ -191,11 +197,14 @@ int rt_init_config(const struct rt_config *cfg)
 	rt_g.idle_spin_ns = c.idle_spin_ns ? c.idle_spin_ns : RT_DEFAULT_IDLE_SPIN_NS;
 	rt_g.live = 0;
 	rt_g.spawned = 0;
-	const char *tr = getenv("RT_TRACE");
-	rt_g.trace = c.trace || (tr && *tr && strcmp(tr, "0") != 0);
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	rt_g.trace_t0 = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	rt_g.trace = c.trace || sa_trace_env_on("RT_TRACE");
+	if (rt_g.trace)
+		sa_trace_stdout_lines();
+	const char *tf = c.trace_file && *c.trace_file ? c.trace_file : getenv("RT_TRACE_FILE");
+	rt_g.tl_file = tf && *tf ? sa_tl_open(tf, "rt") : NULL;
+	for (int i = 0; i < c.nvp && rt_g.tl_file; i++)
+		vps[i]->tl = sa_tl_buf_new(rt_g.tl_file);
+	rt_g.traced = rt_g.trace || rt_g.tl_file;
 	detector = c.detector;
 	__atomic_store_n(&rt_g.quantum_ns, (uint64_t)c.quantum_us * 1000u, __ATOMIC_RELAXED);
 	if (rt_g.quantum_ns && (err = rt_preempt_prepare()) != 0) {
