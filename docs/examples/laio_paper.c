@@ -7,6 +7,10 @@
  * when laio_poll() reports the handle.
  *
  * Run with LAIO_TRACE=1 to watch the upcalls and handle transitions.
+ *
+ * Not with LAIO_DETECTOR=probe: that detector runs writes synchronously (a non-blocking write
+ * may be short where the blocking one is not), and a write that waits for room in the pipe then
+ * waits for this very thread to drain it: the program hangs, as it would with syscall().
  */
 #include <errno.h>
 #include <fcntl.h>
