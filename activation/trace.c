@@ -526,6 +526,93 @@ void sa_tl_add(struct sa_tl_buf *b, const struct sa_tl_rec *r)
 	errno = saved;
 }
 
+void sa_trace_call_start(struct sa_trace_call *c, long nr, const long args[6], bool timeline)
+{
+	c->nr = nr;
+	memcpy(c->args, args, sizeof c->args);
+	c->t_start = timeline ? sa_trace_now() : 0;
+	c->hno = 0;
+}
+
+void sa_trace_call_blocked(struct sa_trace_call *c, const struct sa_upcall *u, bool timeline)
+{
+	c->hno = sa_trace_next_handle();
+	c->call_tid = u->sa_call_tid;
+	c->detector = (int8_t)u->sa_detector;
+	c->moved = (uint8_t)u->sa_moved;
+	c->t_block = timeline ? sa_trace_now() : 0;
+}
+
+const char *sa_trace_call_text(char *buf, size_t size, const struct sa_trace_call *c)
+{
+	char nb[24], ab[160];
+	sa_trace_args(ab, sizeof ab, c->nr, c->args);
+	snprintf(buf, size, "%s(%s)", sa_trace_call_name(c->nr, nb), ab);
+	return buf;
+}
+
+const char *sa_trace_handoff(char *buf, size_t size, const struct sa_trace_call *c)
+{
+	if (c->moved)
+		snprintf(buf, size, "%s caught it: call moved to kt %d",
+			 sa_trace_detector_name(c->detector), c->call_tid);
+	else
+		snprintf(buf, size, "%s caught it: VP moved to a spare (this kt), kt %d keeps the call",
+			 sa_trace_detector_name(c->detector), c->call_tid);
+	return buf;
+}
+
+static struct sa_tl_rec call_rec(const struct sa_trace_call *c, int kind, int vp, int tid,
+				 unsigned long thread)
+{
+	struct sa_tl_rec r = { .kind = (uint8_t)kind, .detector = c->detector, .moved = c->moved,
+			       .tid = tid, .call_tid = c->call_tid, .vp = vp, .nr = c->nr,
+			       .hno = c->hno, .thread = thread };
+	memcpy(r.args, c->args, sizeof r.args);
+	return r;
+}
+
+void sa_tl_call(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp, int tid,
+		unsigned long thread, long ret, int err)
+{
+	struct sa_tl_rec r = call_rec(c, SA_TL_CALL, vp, tid, thread);
+	r.ret = ret;
+	r.err = ret == -1 ? err : 0;
+	r.ts = c->t_start;
+	r.t_end = sa_trace_now();
+	sa_tl_add(b, &r);
+}
+
+void sa_tl_call_finished(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp,
+			 unsigned long thread, long ret, int err, uint64_t done_mono_ns)
+{
+	struct sa_tl_rec r = call_rec(c, SA_TL_CALL, vp, c->call_tid, thread);
+	r.ret = ret;
+	r.err = err;
+	r.ts = c->t_start;
+	r.t_block = c->t_block;
+	r.t_end = sa_trace_since_origin(done_mono_ns);
+	sa_tl_add(b, &r);
+}
+
+void sa_tl_blocked(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp, int tid,
+		   unsigned long thread)
+{
+	struct sa_tl_rec r = call_rec(c, SA_TL_BLOCKED, vp, tid, thread);
+	r.ts = c->t_block;
+	sa_tl_add(b, &r);
+}
+
+void sa_tl_done(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp, int tid,
+		unsigned long thread, long ret, int err)
+{
+	struct sa_tl_rec r = call_rec(c, SA_TL_DONE, vp, tid, thread);
+	r.ret = ret;
+	r.err = err;
+	r.ts = sa_trace_now();
+	sa_tl_add(b, &r);
+}
+
 static void o_name(struct sa_tl_file *f, int tid, const char *kind, const char *name)
 {
 	o_head(f, "M", f->layer, kind, tid, 0);

@@ -61,6 +61,31 @@ void sa_trace_vline(const char *layer, int vp, int tid, const char *fmt, va_list
 void sa_trace_line(const char *layer, int vp, int tid, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* What the trace keeps of one call of a flow (an LAIO handle, a runtime user thread): filled when
+ * the call starts and, if it goes to the background, by its SA_BLOCKED upcall. */
+struct sa_trace_call {
+	long nr;
+	long args[6];
+	uint64_t t_start, t_block;       /* the call's start and its SA_BLOCKED upcall (timeline) */
+	unsigned long hno;               /* hN once it went to the background, 0 before */
+	int call_tid;                    /* the kernel thread executing it after the block */
+	int8_t detector;                 /* who caught the block (enum sa_detector) */
+	uint8_t moved;                   /* and which way: sa_upcall.sa_moved */
+};
+
+/* A call starts: its number and arguments, and its start time when a timeline is kept. */
+void sa_trace_call_start(struct sa_trace_call *c, long nr, const long args[6], bool timeline);
+
+/* Its SA_BLOCKED upcall `u`: number it hN and note who caught it and how (the shim says). */
+void sa_trace_call_blocked(struct sa_trace_call *c, const struct sa_upcall *u, bool timeline);
+
+/* "write(4, 0x7ffc5e3a1b20, 3000)" */
+const char *sa_trace_call_text(char *buf, size_t size, const struct sa_trace_call *c);
+
+/* "idle caught it: VP moved to a spare (this kt), kt 42 keeps the call" or
+ * "eager caught it: call moved to kt 42" */
+const char *sa_trace_handoff(char *buf, size_t size, const struct sa_trace_call *c);
+
 /* ---- the timeline file ---- */
 
 enum sa_tl_kind {
@@ -113,6 +138,20 @@ void sa_tl_buf_free(struct sa_tl_buf *b);
 
 /* Append a record; the buffer is written to the file when full. No allocation, no stdio. */
 void sa_tl_add(struct sa_tl_buf *b, const struct sa_tl_rec *r);
+
+/* The records of a traced call, on VP `vp` (runtime user thread `thread`, 0: none):
+ * its span when it did not block (on kernel thread `tid`, ending now) or when it finished in
+ * the background (on the kernel thread that executed it, ending at `done_mono_ns`, the shim's
+ * tm_done_ns); and its SA_BLOCKED upcall on `tid`. */
+void sa_tl_call(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp, int tid,
+		unsigned long thread, long ret, int err);
+void sa_tl_call_finished(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp,
+			 unsigned long thread, long ret, int err, uint64_t done_mono_ns);
+void sa_tl_blocked(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp, int tid,
+		   unsigned long thread);
+/* The flow on kernel thread `tid` learns, now, that background call c finished. */
+void sa_tl_done(struct sa_tl_buf *b, const struct sa_trace_call *c, int vp, int tid,
+		unsigned long thread, long ret, int err);
 
 /* Write the buffer's records to the file now. */
 void sa_tl_flush(struct sa_tl_buf *b);

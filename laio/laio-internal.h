@@ -17,13 +17,8 @@ struct laio_handle {
 	struct sa_thr_mailbox tm;        /* first: a handle pointer is a mailbox pointer */
 	struct laio_handle *next;        /* on the free list or the completed list */
 	int state;
-	/* tracing only (docs/tracing.md): written while the thread traces */
-	unsigned long no;                /* hN: numbered when it goes to the background */
-	uint64_t t_start, t_block;       /* the call's start, its SA_BLOCKED upcall (timeline) */
-	long args[6];
-	int call_tid;                    /* the kernel thread executing it after the block */
-	int8_t detector;                 /* who caught the block, and how it was handed off */
-	uint8_t moved;
+	struct sa_trace_call tc;         /* tracing only (docs/tracing.md): written while the
+					    thread traces */
 };
 
 #define LAIO_CHUNK 256

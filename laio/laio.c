@@ -339,21 +339,14 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, long nu
 	ls->background_handle = NULL;
 	struct laio_handle *h = ls->current_handle;
 	h->tm.tm_nr = number;
-	h->t_start = ls->tl ? sa_trace_now() : 0;
-	long *a = h->args;
-	a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5;
+	const long args[6] = { a0, a1, a2, a3, a4, a5 };
+	sa_trace_call_start(&h->tc, number, args, ls->tl != NULL);
 	__atomic_store_n(&ls->mb.sa_curthread, &h->tm, __ATOMIC_RELEASE);
 	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
 	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED);
 	int e = errno;
-	if (ls->tl && ls->background_handle != h) {
-		struct sa_tl_rec rec = { .kind = SA_TL_CALL, .tid = sa_trace_tid(&ls->mb),
-					 .vp = ls->vp_no, .nr = number, .ret = r,
-					 .err = r == -1 ? e : 0, .ts = h->t_start,
-					 .t_end = sa_trace_now() };
-		memcpy(rec.args, h->args, sizeof rec.args);
-		sa_tl_add(ls->tl, &rec);
-	}
+	if (ls->tl && ls->background_handle != h)
+		sa_tl_call(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0, r, e);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	errno = e;
@@ -428,16 +421,11 @@ static int report(struct laio_state *ls, struct laio_completion *c, int n)
 		if (ls->traced) {
 			char nb[24];
 			laio_trace(ls, "laio_poll reports h%lu: %s = %ld (errno %d); h%lu is free again",
-				   h->no, sa_trace_call_name(h->tm.tm_nr, nb), h->tm.tm_retval,
-				   h->tm.tm_errno, h->no);
-			if (ls->tl) {
-				struct sa_tl_rec rec = { .kind = SA_TL_DONE,
-							 .tid = sa_trace_tid(&ls->mb),
-							 .vp = ls->vp_no, .nr = h->tm.tm_nr,
-							 .ret = h->tm.tm_retval, .err = h->tm.tm_errno,
-							 .ts = sa_trace_now(), .hno = h->no };
-				sa_tl_add(ls->tl, &rec);
-			}
+				   h->tc.hno, sa_trace_call_name(h->tc.nr, nb), h->tm.tm_retval,
+				   h->tm.tm_errno, h->tc.hno);
+			if (ls->tl)
+				sa_tl_done(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0,
+					   h->tm.tm_retval, h->tm.tm_errno);
 		}
 		laio_handle_free(ls, h);
 	}
@@ -578,7 +566,7 @@ int laio_cancel(void *handle)
 		return -1; /* ENOENT: it finished first */
 	if (before == SA_CALL_QUEUED || before == SA_CALL_RUNNING)
 		ls->st.cancelled++; /* a repeated cancel of the same call is not counted again */
-	laio_trace(ls, "laio_cancel: h%lu interrupted", h->no);
+	laio_trace(ls, "laio_cancel: h%lu interrupted", h->tc.hno);
 	return 0;
 }
 

@@ -21,30 +21,15 @@ static struct laio_state *state_of(struct sa_mailbox *mb)
 /* Who caught the block and which way it was handed off, from the shim (sa_upcall). */
 static void trace_blocked(struct laio_state *ls, struct laio_handle *h, const struct sa_upcall *u)
 {
-	char nb[24], ab[160];
-	h->no = sa_trace_next_handle();
-	h->call_tid = u->sa_call_tid;
-	h->detector = (int8_t)u->sa_detector;
-	h->moved = (uint8_t)u->sa_moved;
-	h->t_block = ls->tl ? sa_trace_now() : 0;
-	sa_trace_args(ab, sizeof ab, h->tm.tm_nr, h->args);
-	if (u->sa_moved)
-		laio_trace(ls, "upcall BLOCKED: %s(%s) is h%lu in the background; %s caught it: call "
-			   "moved to kt %d, the flow stays here and gets EINPROGRESS",
-			   sa_trace_call_name(h->tm.tm_nr, nb), ab, h->no,
-			   sa_trace_detector_name(u->sa_detector), u->sa_call_tid);
-	else
-		laio_trace(ls, "upcall BLOCKED: %s(%s) is h%lu in the background; %s caught it: VP "
-			   "moved to a spare (this kt), kt %d keeps the call; the flow gets EINPROGRESS",
-			   sa_trace_call_name(h->tm.tm_nr, nb), ab, h->no,
-			   sa_trace_detector_name(u->sa_detector), u->sa_call_tid);
-	if (ls->tl) {
-		struct sa_tl_rec rec = { .kind = SA_TL_BLOCKED, .detector = h->detector,
-					 .moved = h->moved, .tid = sa_trace_tid(&ls->mb),
-					 .call_tid = h->call_tid, .vp = ls->vp_no, .nr = h->tm.tm_nr,
-					 .ts = h->t_block, .hno = h->no };
-		sa_tl_add(ls->tl, &rec);
-	}
+	char cb[200], hb[120];
+	sa_trace_call_blocked(&h->tc, u, ls->tl != NULL);
+	laio_trace(ls, "upcall BLOCKED: %s is h%lu in the background; %s%s",
+		   sa_trace_call_text(cb, sizeof cb, &h->tc), h->tc.hno,
+		   sa_trace_handoff(hb, sizeof hb, &h->tc),
+		   h->tc.moved ? ", the flow stays here and gets EINPROGRESS"
+			       : "; the flow gets EINPROGRESS");
+	if (ls->tl)
+		sa_tl_blocked(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0);
 }
 
 static void blocked(struct laio_state *ls, struct laio_handle *h, const struct sa_upcall *u)
@@ -66,20 +51,11 @@ static void trace_finished(struct laio_state *ls, struct laio_handle *h, bool up
 {
 	char nb[24];
 	laio_trace(ls, "%sh%lu finished: %s = %ld (errno %d)%s", upcall ? "upcall UNBLOCKED: " : "",
-		   h->no, sa_trace_call_name(h->tm.tm_nr, nb), h->tm.tm_retval, h->tm.tm_errno,
+		   h->tc.hno, sa_trace_call_name(h->tc.nr, nb), h->tm.tm_retval, h->tm.tm_errno,
 		   upcall ? "" : ", seen by laio_poll without an upcall");
-	if (ls->tl && h->no) {
-		struct sa_tl_rec rec = { .kind = SA_TL_CALL, .detector = h->detector,
-					 .moved = h->moved, .tid = h->call_tid,
-					 .call_tid = h->call_tid, .vp = ls->vp_no, .nr = h->tm.tm_nr,
-					 .ret = h->tm.tm_retval, .err = h->tm.tm_errno,
-					 .ts = h->t_start, .t_block = h->t_block,
-					 .t_end = sa_trace_since_origin(h->tm.tm_done_ns),
-					 .hno = h->no };
-		for (int i = 0; i < 6; i++)
-			rec.args[i] = h->args[i];
-		sa_tl_add(ls->tl, &rec);
-	}
+	if (ls->tl && h->tc.hno)
+		sa_tl_call_finished(ls->tl, &h->tc, ls->vp_no, 0, h->tm.tm_retval, h->tm.tm_errno,
+				    h->tm.tm_done_ns);
 }
 
 /* Finished threads join the completed list, oldest first; they are never resumed. */

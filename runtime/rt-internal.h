@@ -85,12 +85,7 @@ struct rt_thread {
 					   or is switched out: the preemption signal must not switch
 					   it there (preempt.c) */
 	/* tracing (trace.c): its call in progress, numbered hN if it blocked */
-	unsigned long tl_hno;
-	uint64_t tl_start, tl_block;
-	long tl_args[6];
-	int tl_call_tid;
-	int8_t tl_detector;
-	uint8_t tl_moved;
+	struct sa_trace_call tc;
 };
 
 /* What finish_switch() does with the thread that switched away (vp->prev). */
@@ -276,7 +271,7 @@ void rt_preempt_runner(struct rt_vp *vp);
 void rt_trace(struct rt_vp *vp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* With rt_g.traced (a line or a timeline is asked for): a call that did not block, the two
  * upcalls, a blocked call that finished (its line, and its span on the timeline) */
-void rt_trace_call(struct rt_vp *vp, struct rt_thread *t, long nr, long ret, int err);
+void rt_trace_call(struct rt_vp *vp, struct rt_thread *t, long ret, int err);
 void rt_trace_blocked(struct rt_vp *vp, struct rt_thread *t, const struct sa_upcall *u);
 void rt_trace_unblocked(struct rt_vp *vp, const struct sa_upcall *u);
 void rt_trace_finished(struct rt_vp *vp, struct rt_thread *t, bool polled);

@@ -35,10 +35,8 @@ long rt_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long 
 	long r;
 	if (__builtin_expect(rt_g.traced, 0)) {
 		/* the call's arguments for its BLOCKED line; its start for the timeline */
-		self->tl_hno = 0;
-		self->tl_start = rt_g.tl_file ? sa_trace_now() : 0;
-		long *a = self->tl_args;
-		a[0] = a1, a[1] = a2, a[2] = a3, a[3] = a4, a[4] = a5, a[5] = a6;
+		const long args[6] = { a1, a2, a3, a4, a5, a6 };
+		sa_trace_call_start(&self->tc, number, args, rt_g.tl_file != NULL);
 	}
 	for (;;) {
 		unsigned long kicks = __atomic_load_n(&rt_g.preempt_kicks, __ATOMIC_ACQUIRE);
@@ -55,9 +53,9 @@ long rt_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long 
 	}
 	if (__builtin_expect(rt_g.traced, 0)) {
 		/* a call that blocked has its span already, from its completion */
-		if (!self->tl_hno)
-			rt_trace_call(rt_vp_self(), self, number, r, errno);
-		self->tl_hno = 0;
+		if (!self->tc.hno)
+			rt_trace_call(rt_vp_self(), self, r, errno);
+		self->tc.hno = 0;
 	}
 	rt_preempt_on(self); /* keeps errno */
 	return r;
