@@ -16,31 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "laio.h"
+#include "../runtime/bench/bench.h"   /* now(), median(), print_machine() */
 
 enum { MAXROUNDS = 101 };
 
 static int rounds = 21;
 static long calls = 100000;
 static char json[] = "/tmp/trace-cost-XXXXXX";
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp);
-	return v[n / 2];
-}
 
 /* One batch per kind, in turn: the kinds wait for each other so that only one runs at a time. */
 enum { RAW, OFF, FILE_ON, KINDS };
@@ -79,34 +61,16 @@ static void *measure(void *arg)
 		laio_syscall(SYS_getppid); /* the thread's set-up, outside the measurement */
 	for (int r = 0; r < rounds; r++) {
 		wait_turn(r * KINDS + kind);
-		double t = now_ns();
+		double t = now();
 		for (long i = 0; i < calls; i++)
 			if (kind == RAW)
 				syscall(SYS_getppid);
 			else
 				laio_syscall(SYS_getppid);
-		ns[kind][r] = (now_ns() - t) / (double)calls;
+		ns[kind][r] = (now() - t) * 1e9 / (double)calls;
 		pass_turn();
 	}
 	return NULL;
-}
-
-static void print_machine(void)
-{
-	char line[256], model[200] = "unknown CPU";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof line, f))
-		if (strncmp(line, "model name", 10) == 0) {
-			char *v = strchr(line, ':');
-			if (v) {
-				snprintf(model, sizeof model, "%s", v + 2);
-				model[strcspn(model, "\n")] = 0;
-			}
-			break;
-		}
-	if (f)
-		fclose(f);
-	printf("machine: %s, %ld CPUs\n", model, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 int main(int argc, char **argv)

@@ -2,8 +2,11 @@
 #ifndef RT_BENCH_H
 #define RT_BENCH_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double now(void)
 {
@@ -23,6 +26,25 @@ static inline double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof *v, cmp_double);
 	return v[n / 2];
+}
+
+/* The machine, printed with every result: the CPU model and how many CPUs are online. */
+static inline void print_machine(void)
+{
+	char line[256], model[200] = "unknown CPU";
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "model name", 10) == 0) {
+			char *v = strchr(line, ':');
+			if (v) {
+				snprintf(model, sizeof model, "%s", v + 2);
+				model[strcspn(model, "\n")] = 0;
+			}
+			break;
+		}
+	if (f)
+		fclose(f);
+	printf("machine: %s, %ld online CPUs\n", model, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 #endif

@@ -96,28 +96,10 @@ static double run_latency(unsigned quantum_us)
 	return first_run - t0;
 }
 
-static void machine(void)
-{
-	char line[256], model[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof line, f))
-		if (strncmp(line, "model name", 10) == 0) {
-			char *p = strchr(line, ':');
-			if (p) {
-				snprintf(model, sizeof model, "%s", p + 2);
-				model[strcspn(model, "\n")] = 0;
-			}
-			break;
-		}
-	if (f)
-		fclose(f);
-	printf("machine: %s, %ld online CPUs\n", model, sysconf(_SC_NPROCESSORS_ONLN));
-}
-
 int main(void)
 {
 	unsetenv("RT_QUANTUM_US");
-	machine();
+	print_machine();
 	/* calibrate: about 300 ms of computation */
 	work_iters = 10000000;
 	unsigned long p;

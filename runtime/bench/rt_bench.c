@@ -195,6 +195,7 @@ static void bench_10k(void)
 int main(int argc, char **argv)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
+	print_machine();
 	static const char *dets[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	if (!only || !strcmp(only, "switch"))
 		printf("switch       %8.1f ns\n", bench_switch());
