@@ -65,6 +65,12 @@ static void sa_upcalls_with(const char *detector, int vp_moves /* 1, 0, -1: eith
 		  "the UNBLOCKED upcall with the result:\n%s", out);
 	cr_expect(strstr(out, "the buffer holds \"hello\": correct"), "the data:\n%s", out);
 	cr_expect(reader > 0 && reader != flow, "flow and call on different kernel threads:\n%s", out);
+	/* the upcall's sa_call_tid against the kernel's own /proc answer */
+	const char *s = strstr(out, "the call runs on kernel thread ");
+	long said = -1;
+	cr_assert(s, "the upcall's account of the call:\n%s", out);
+	sscanf(s, "the call runs on kernel thread %ld", &said);
+	cr_expect_eq(said, reader, "sa_call_tid names the thread in read():\n%s", out);
 	if (vp_moves == 1)
 		cr_expect(flow != first && reader == first, "the VP moved, the call stayed:\n%s", out);
 	else if (vp_moves == 0)

@@ -32,6 +32,8 @@ static int pipe_fd[2];
 static char buf[16];                  /* the read's buffer */
 static sem_t go;                      /* the flow tells the filler when to write */
 
+static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
+
 static long tid(void) { return syscall(SYS_gettid); }
 
 /* The upcall handler: the "kernel" calls it on a fresh kernel thread or on the VP's own. It must
@@ -41,6 +43,11 @@ static void upcall(struct sa_mailbox *m, struct sa_upcall *u)
 	if (u->sa_event == SA_BLOCKED) {
 		printf("2. upcall SA_BLOCKED on kernel thread %ld: thread mailbox %d blocked in its "
 		       "call\n", tid(), (int)(u->sa_blocked - tm));
+		/* What the "kernel" says about it: which detector caught the block, which way the
+		   hand-off went, and which kernel thread executes the call now. */
+		printf("   the %s detector caught it; %s; the call runs on kernel thread %d\n",
+		       names[u->sa_detector], u->sa_moved ? "the call was moved" : "the VP was moved",
+		       u->sa_call_tid);
 		/* Mailbox 0 stays with the read. The flow goes on as mailbox 1, from the context
 		   the trap saved in mailbox 0, and sa_syscall() returns -EINPROGRESS there. */
 		sa_switch_to(m, &tm[1], &u->sa_blocked->tm_context, -EINPROGRESS);
@@ -66,7 +73,8 @@ static void *filler(void *arg)
 	return NULL;
 }
 
-/* Which kernel thread of this process is inside read(..., buf, ...) now? The kernel says so in
+/* Which kernel thread of this process is inside read(..., buf, ...) now? Asked of the real
+ * kernel, to check what the upcall said. The kernel says so in
  * /proc/self/task/TID/syscall ("0 0x3 0x55... ...": the call's number, then its arguments; the
  * buffer, not the descriptor: a moved call reads a duplicate of it). */
 static long thread_in_read(void)
@@ -101,7 +109,6 @@ static void release(void *arg) { sa_release(arg, NULL); } /* never returns: it u
 
 int main(int argc, char **argv)
 {
-	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	const char *want = argc > 1 ? argv[1] : getenv("LAIO_DETECTOR");
 	int det = 0, ok;
 	if (!want)
