@@ -323,6 +323,10 @@ long sa_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 	return raw;
 }
 
+/* Not instrumented by ThreadSanitizer (no_sanitize: gcc then emits no function entry either):
+ * it never returns, and each entry it left on TSan's shadow call stack would stay there; a
+ * program that blocks often overflowed TSan's 64Ki entries (laio_upcall() does the same). */
+__attribute__((no_sanitize("thread")))
 void sa_switch_to(struct sa_mailbox *mb, struct sa_thr_mailbox *tm, const struct sa_context *ctx,
 		  long value)
 {

@@ -9,8 +9,8 @@
  *    thread's shadow stack. Hence always_inline here, and rt_ctx_start() in assembly rather
  *    than sa_save_and_run() for leaving a thread for the idle loop. Upcalls enter with frames
  *    that never return: the scheduler context's fiber is made afresh at each upcall, so its
- *    shadow stack stays short. A thread resumed by sa_switch_to() (noreturn) keeps that one
- *    entry: a shadow stack grows by a frame or two per blocked call, far below TSan's 64Ki.
+ *    shadow stack stays short. sa_switch_to() (noreturn) is not instrumented, so a thread it
+ *    resumes keeps no entry of it.
  *  - AddressSanitizer is told which stack is in use after every switch (a start/finish pair,
  *    __sanitizer_start_switch_fiber), so that __asan_handle_no_return and its reports use the
  *    right bounds; a recycled stack is unpoisoned before it is used again.
