@@ -32,7 +32,7 @@ EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 EVENT_LIBS := $(BUILD)/liblaio-event.a $(BUILD)/liblaio-event.so $(BUILD)/laio-event.pc
 SONAME   := liblaio.so.$(SOMAJOR)
 
-.PHONY: all help deps deps-check test-deps check test model check-asan check-tsan install uninstall \
+.PHONY: all help deps deps-check test-deps bench-deps macrobench-deps timeline-deps check test model check-asan check-tsan install uninstall \
         clean bench bench-quick stress examples macrobench macrobench-quick results pc timeline FORCE
 # `make` builds; it never installs packages (`make deps` does, as root): deps-check says what is
 # missing and fails.
@@ -63,6 +63,8 @@ deps-check:
 	@sh scripts/deps.sh --check build
 test-deps:
 	@sh scripts/deps.sh test
+bench-deps macrobench-deps timeline-deps:
+	@sh scripts/deps.sh $(@:-deps=)
 
 # ThreadSanitizer keeps its thread identity in TLS, and the shim exchanges TLS blocks between
 # kernel threads: one kernel thread's stack is then seen under several identities, which TSan
@@ -149,8 +151,7 @@ test: test-deps all $(TEST_BIN) $(EXAMPLES)
 
 # A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png]; without
 # TRACE, the paper's example is run and drawn into $(BUILD)/laio_paper_timeline.png.
-timeline: $(if $(TRACE),,$(BUILD)/docs/examples/laio_paper)
-	@sh scripts/deps.sh timeline
+timeline: timeline-deps $(if $(TRACE),,$(BUILD)/docs/examples/laio_paper)
 	@if [ -n "$(TRACE)" ]; then \
 		sh scripts/timeline.sh "$(TRACE)" "$(or $(OUT),$(basename $(TRACE)).png)"; \
 	else \
@@ -175,16 +176,15 @@ test-sanitized: test-deps all $(TEST_BIN) $(EXAMPLES)
 stress: all
 	$(MAKE) -C test/stress BUILD=$(abspath $(BUILD))
 
-bench bench-quick: all
-	@sh scripts/deps.sh bench
+# Each installs what it needs first (prerequisites run left to right), then builds.
+bench bench-quick: bench-deps all
 	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
 
 # docs/results.md's tables, from the CSVs the last `make bench` and `make macrobench` wrote
 results:
 	sh scripts/results-tables.sh $(BUILD) --update docs/results.md
 
-macrobench macrobench-quick: all
-	@sh scripts/deps.sh macrobench
+macrobench macrobench-quick: macrobench-deps all
 	$(MAKE) -C macrobench $@ BUILD=$(abspath $(BUILD))
 
 # What is installed is the contract: <laio.h>, <laio/sa.h>, <laio/rt.h>, <laio/event.h>.
