@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sched.h>
 #include "sa.h"
+#include "trace.h"
 #include "../kernel-shim/ks.h"
 
 __thread struct sa_mailbox *ks_self_mb __attribute__((tls_model("initial-exec")));
@@ -251,7 +252,6 @@ int sa_set_detector(struct sa_mailbox *mb, int d)
 
 const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 {
-	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	struct ks_vp *vp = mb->sa_vp;
 	if (nr < 0 || nr >= 512)
 		return "none";
@@ -262,7 +262,7 @@ const char *sa_detector_name(struct sa_mailbox *mb, long nr)
 	}
 	if (vp->ks_wd_fallback)
 		return "watchdog";
-	return names[vp->ks_lazy >= 0 ? vp->ks_lazy : vp->ks_detector];
+	return sa_trace_detector_name(vp->ks_lazy >= 0 ? vp->ks_lazy : vp->ks_detector);
 }
 
 /* Every route but the trap's (sa_syscall() takes that one itself): the raw result. */

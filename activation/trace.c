@@ -27,16 +27,9 @@ static const char *const call_names[] = {
 
 static uint64_t t0;
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t sa_trace_now(void)
 {
-	return mono_ns() - t0;
+	return ks_now_ns() - t0; /* the shim's clock: tm_done_ns is on it too */
 }
 
 const char *sa_trace_call_name(long nr, char buf[24])
@@ -129,7 +122,7 @@ const char *sa_trace_detector_name(int detector)
 
 int sa_trace_tid(struct sa_mailbox *mb)
 {
-	int tid = ks_vp_runner_tid(mb);
+	int tid = sa_runner_tid(mb);
 	return tid ? tid : (int)syscall(SYS_gettid);
 }
 
@@ -752,7 +745,7 @@ void sa_tl_buf_free(struct sa_tl_buf *b)
 /* One origin for every layer's times; and line-buffered stdout before main() writes. */
 __attribute__((constructor)) static void trace_init(void)
 {
-	t0 = mono_ns();
+	t0 = ks_now_ns();
 	if ((sa_trace_env_on("LAIO_TRACE") || sa_trace_env_on("RT_TRACE")))
 		sa_trace_stdout_lines();
 }

@@ -35,8 +35,13 @@ uint64_t sa_trace_since_origin(uint64_t mono_ns);
  * "auto: idle for every call", "probe", ... for its start-up line. */
 void sa_trace_detector_setup(char *buf, size_t size, struct sa_mailbox *mb, int configured);
 
-/* "idle", "probe", ... (enum sa_detector). */
+/* "idle", "probe", ... (enum sa_detector): the one table of the detectors' names. */
 const char *sa_trace_detector_name(int detector);
+
+/* The kernel thread running VP `mb`'s user code now (the shim's record of its runner: set at
+ * sa_create() and by every claim), 0 for no VP; no system call. Also what the runtime's
+ * preemption ticker signals. */
+int sa_runner_tid(struct sa_mailbox *mb);
 
 /* The kernel thread that runs VP `mb` now, without a system call (the VP's runner: the caller
  * itself when called from the VP's user code or upcall handler). gettid() without a VP. */

@@ -159,7 +159,6 @@ __attribute__((noreturn)) void ks_upcall_blocked(struct ks_vp *vp, struct sa_thr
 __attribute__((noreturn)) void ks_deliver(struct ks_vp *vp);
 void ks_signals_init(void);
 void ks_vp_register(struct ks_vp *vp);
-int ks_vp_runner_tid(struct sa_mailbox *mb); /* the VP's runner's kernel thread id, or 0 */
 extern struct ks_vp *ks_all_vps;
 extern pthread_mutex_t ks_vps_lock;
 

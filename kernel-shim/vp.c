@@ -95,9 +95,9 @@ void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE); /* last touch of vp */
 }
 
-/* For traces (activation/trace.c): the activation's own words are read here, in the shim,
- * which ThreadSanitizer builds leave uninstrumented (see the Makefile). */
-int ks_vp_runner_tid(struct sa_mailbox *mb)
+/* activation/trace.h. The activation's own words are read here, in the shim, which
+ * ThreadSanitizer builds leave uninstrumented (see the Makefile). */
+int sa_runner_tid(struct sa_mailbox *mb)
 {
 	struct ks_vp *vp = mb ? mb->sa_vp : NULL;
 	struct ks_act *runner = vp ? __atomic_load_n(&vp->ks_runner, __ATOMIC_RELAXED) : NULL;

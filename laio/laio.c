@@ -248,11 +248,10 @@ long laio_env_long(const char *name, long lo, long hi, long dflt)
 static int env_detector(void)
 {
 	const char *e = getenv("LAIO_DETECTOR");
-	static const char *names[] = { "auto", "upcall", "probe", "watchdog", "eager", "idle" };
 	if (!e || !*e)
 		return LAIO_DETECT_AUTO;
 	for (int i = 0; i < LAIO_DETECT_COUNT; i++)
-		if (strcmp(e, names[i]) == 0)
+		if (strcmp(e, sa_trace_detector_name(i)) == 0)
 			return i;
 	fprintf(stderr, "laio: LAIO_DETECTOR=%s is not one of auto, idle, upcall, probe, watchdog, "
 		"eager; using auto\n", e);
@@ -327,6 +326,22 @@ struct laio_state *laio_state_get(void)
 
 /* ---- the API ---- */
 
+/* The paper's steps around one call, inside laio_syscall7() and traced_call() (with `inside`
+ * set): forget the last background handle, enable upcalls for the current handle, make the
+ * call, disable upcalls. Inlined: the path that does not block stays one function. */
+static inline __attribute__((always_inline)) long call_with_upcalls(struct laio_state *ls,
+		long number, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	ls->st.calls++;
+	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
+	ls->current_handle->tm.tm_nr = number;
+	/* upcalls on (detectors read sa_curthread from other threads: atomic, a plain mov) */
+	__atomic_store_n(&ls->mb.sa_curthread, &ls->current_handle->tm, __ATOMIC_RELEASE);
+	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
+	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED); /* upcalls off */
+	return r;
+}
+
 /* laio_syscall7() with the trace on: the call's arguments and, for the timeline, its times.
  * A call that blocks returns here in the flow that goes on, EINPROGRESS; its span is recorded
  * when it completes (laio_completed_append). */
@@ -335,15 +350,10 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, long nu
 {
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	ls->st.calls++;
-	ls->background_handle = NULL;
 	struct laio_handle *h = ls->current_handle;
-	h->tm.tm_nr = number;
 	const long args[6] = { a0, a1, a2, a3, a4, a5 };
 	sa_trace_call_start(&h->tc, number, args, ls->tl != NULL);
-	__atomic_store_n(&ls->mb.sa_curthread, &h->tm, __ATOMIC_RELEASE);
-	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
-	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED);
+	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	int e = errno;
 	if (ls->tl && ls->background_handle != h)
 		sa_tl_call(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0, r, e);
@@ -378,13 +388,7 @@ long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, lon
 		return first_or_nested(number, a0, a1, a2, a3, a4, a5);
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
-	ls->st.calls++;
-	ls->background_handle = NULL;        /* laio_gethandle(): NULL unless this call blocks */
-	ls->current_handle->tm.tm_nr = number;
-	/* upcalls on (detectors read sa_curthread from other threads: atomic, a plain mov) */
-	__atomic_store_n(&ls->mb.sa_curthread, &ls->current_handle->tm, __ATOMIC_RELEASE);
-	long r = sa_syscall(number, a0, a1, a2, a3, a4, a5);
-	__atomic_store_n(&ls->mb.sa_curthread, NULL, __ATOMIC_RELAXED); /* upcalls off */
+	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return r;

@@ -5,7 +5,8 @@
  * Who is told. A VP's kernel thread changes whenever a call blocks (a claimer takes the VP and
  * wears its TLS), so a per-thread timer would have to follow it. Instead one ticker thread looks
  * at every VP once a quantum and sends the signal, with rt_tgsigqueueinfo, to the kernel thread
- * that runs the VP now (vp->runner_tid, written at sa_create() and at every upcall). It sends
+ * that runs the VP now (sa_runner_tid(): the shim's record, set at sa_create() and by every
+ * claim). It sends
  * it when, at two looks a quantum apart or more, the same slice was running (vp->run_seq,
  * bumped by every switch), in user code (tm_sys even: not in rt_syscall()), the runner's CPU
  * time has grown by half a quantum since the first of them (a thread asleep in a direct system
@@ -58,13 +59,6 @@ static bool shared_libc;
 static bool installed;
 static pthread_t ticker_thread;
 static uint32_t ticker_stop;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static bool in_program(uintptr_t pc)
 {
@@ -188,12 +182,6 @@ void rt_preempt_unblock(void)
 	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 }
 
-/* The calling kernel thread runs vp now. */
-void rt_preempt_runner(struct rt_vp *vp)
-{
-	__atomic_store_n(&vp->runner_tid, (int32_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
-}
-
 /* CPU time of kernel thread `tid` of this process (the kernel's MAKE_THREAD_CPUCLOCK). */
 static uint64_t thread_cpu_ns(int32_t tid)
 {
@@ -207,7 +195,7 @@ static uint64_t thread_cpu_ns(int32_t tid)
 static void look(struct rt_vp *vp, pid_t pid, uint64_t now, uint64_t q)
 {
 	uint64_t seq = __atomic_load_n(&vp->run_seq, __ATOMIC_RELAXED);
-	int32_t tid = __atomic_load_n(&vp->runner_tid, __ATOMIC_RELAXED);
+	int32_t tid = sa_runner_tid(&vp->mb); /* changes at every claim */
 	struct sa_thr_mailbox *tm = __atomic_load_n(&vp->mb.sa_curthread, __ATOMIC_ACQUIRE);
 	if (!tm || !tid) {
 		vp->tick_seq = 0;
@@ -247,7 +235,7 @@ static void *ticker(void *arg)
 	struct timespec ts = { (time_t)(q / 1000000000u), (long)(q % 1000000000u) };
 	while (!__atomic_load_n(&ticker_stop, __ATOMIC_ACQUIRE)) {
 		syscall(SYS_futex, &ticker_stop, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
-		uint64_t now = now_ns();
+		uint64_t now = rt_now_ns();
 		for (int i = 0; i < rt_g.nvp && !__atomic_load_n(&ticker_stop, __ATOMIC_ACQUIRE); i++)
 			look(rt_g.vps[i], pid, now, q);
 	}

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <urcu/wfcqueue.h>
 #include "rt.h"
 #include "../activation/sa.h"
@@ -122,7 +123,6 @@ struct rt_vp {
 	/* preemption (preempt.c): run_seq names the time slice running now, bumped at every
 	   switch to a thread; the ticker watches it and the runner's kernel thread id */
 	uint64_t run_seq;
-	int32_t runner_tid;             /* the kernel thread running the VP (changes at claims) */
 	uint64_t preempt_seq;           /* a slice to end at its next safe point, or 0 */
 	uint64_t tick_seq, tick_cpu_ns; /* the ticker's last look: the slice, the runner's CPU time */
 	uint64_t tick_seen_ns;          /* when the ticker first saw that slice */
@@ -191,6 +191,13 @@ static inline struct rt_thread *rt_thread_of(struct sa_thr_mailbox *tm)
 static inline struct rt_vp *rt_vp_of(struct sa_mailbox *mb)
 {
 	return (struct rt_vp *)mb;
+}
+
+static inline uint64_t rt_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Preemption guards. A user thread that enters runtime code (a lock, a switch, a call) raises
@@ -263,7 +270,6 @@ int rt_preempt_start(void);
 void rt_preempt_stop(void);
 int rt_preempt_prepare(void);
 void rt_preempt_unblock(void);
-void rt_preempt_runner(struct rt_vp *vp);
 
 /* trace.c: one line per event on stderr when rt_g.trace is set; keeps errno */
 #define RT_TRACE(vp, ...) do { if (__builtin_expect(rt_g.trace, 0)) rt_trace(vp, __VA_ARGS__); } \

@@ -52,13 +52,6 @@ void rt_spin_lock(uint32_t *lk)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- run queues ---- */
 
 /* ThreadSanitizer cannot see liburcu's atomics (inline asm): in its builds a lock around every
@@ -366,7 +359,7 @@ bool rt_preempt_switch(struct rt_vp *vp, struct rt_thread *self, bool deferred)
 		return false;
 	RT_STAT(vp, preemptions);
 	RT_TRACE(vp, "preempted thread %lu after %lu us%s; runs thread %lu", (unsigned long)self->id,
-		 (unsigned long)((now_ns() - __atomic_load_n(&vp->tick_seen_ns, __ATOMIC_RELAXED)) /
+		 (unsigned long)((rt_now_ns() - __atomic_load_n(&vp->tick_seen_ns, __ATOMIC_RELAXED)) /
 				 1000), deferred ? " (at a safe point)" : "", (unsigned long)next->id);
 	self->stay = true;
 	switch_requeue(vp, self, next);
@@ -408,9 +401,9 @@ void rt_vp_idle(struct rt_vp *vp)
 		if (__atomic_load_n(&vp->stop, __ATOMIC_ACQUIRE))
 			vp_leave(vp);
 		/* spin first: work that arrives now costs no wakeup */
-		uint64_t until = now_ns() + rt_g.idle_spin_ns;
+		uint64_t until = rt_now_ns() + rt_g.idle_spin_ns;
 		bool found = false;
-		while (!found && now_ns() < until) {
+		while (!found && rt_now_ns() < until) {
 			for (int i = 0; i < 32 && !found; i++) {
 				__builtin_ia32_pause();
 				found = work_visible(vp);

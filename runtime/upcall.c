@@ -61,10 +61,6 @@ void rt_upcall(struct sa_mailbox *mb, struct sa_upcall *u)
 	rt_san_on_stack(vp->upcall_stack, vp->upcall_stack_size);
 	/* awake: wakers need not call sa_wakeup() until the VP parks again */
 	__atomic_exchange_n(&vp->idle, 0, __ATOMIC_SEQ_CST);
-	/* an upcall may come on another kernel thread (a claimer): the preemption ticker must
-	   signal this one from now on */
-	if (rt_g.quantum_ns)
-		rt_preempt_runner(vp);
 
 	if (u->sa_event == SA_BLOCKED) {
 		/* the running thread blocked in rt_syscall(); its context is in tm_context */

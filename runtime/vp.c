@@ -77,7 +77,6 @@ static void *vp_main(void *arg)
 		/* before sa_create(): the mask recorded then is the one every later runner of
 		   this VP wears */
 		rt_preempt_unblock();
-		rt_preempt_runner(vp);
 	}
 	int err = 0;
 	bool created = sa_create(&vp->mb) == 0;
