@@ -334,6 +334,31 @@ static void o_kstr(struct sa_tl_file *f, const char *key, const char *v)
 	o_str(f, "\"");
 }
 
+static void o_ki(struct sa_tl_file *f, const char *key, long long v)
+{
+	o_key(f, key);
+	o_i(f, v);
+}
+
+static void o_ku(struct sa_tl_file *f, const char *key, unsigned long long v)
+{
+	o_key(f, key);
+	o_u(f, v);
+}
+
+/* The call's outcome and, in the runtime, its user thread. */
+static void o_result(struct sa_tl_file *f, const struct sa_tl_rec *r)
+{
+	o_ki(f, "result", r->ret);
+	o_ki(f, "errno", r->err);
+}
+
+static void o_thread(struct sa_tl_file *f, const struct sa_tl_rec *r)
+{
+	if (r->thread)
+		o_ku(f, "thread", r->thread);
+}
+
 static void o_handle(struct sa_tl_file *f, unsigned long hno)
 {
 	o_key(f, "handle");
@@ -399,16 +424,9 @@ static void o_rec(struct sa_tl_file *f, const struct sa_tl_rec *r)
 			o_arg(f, r->args[i]);
 		}
 		o_str(f, "]");
-		o_key(f, "result");
-		o_i(f, r->ret);
-		o_key(f, "errno");
-		o_i(f, r->err);
-		o_key(f, "vp");
-		o_i(f, r->vp);
-		if (r->thread) {
-			o_key(f, "thread");
-			o_u(f, r->thread);
-		}
+		o_result(f, r);
+		o_ki(f, "vp", r->vp);
+		o_thread(f, r);
 		if (r->hno) {
 			o_handle(f, r->hno);
 			o_kstr(f, "detector", sa_trace_detector_name(r->detector));
@@ -435,14 +453,9 @@ static void o_rec(struct sa_tl_file *f, const struct sa_tl_rec *r)
 		o_handle(f, r->hno);
 		o_kstr(f, "detector", sa_trace_detector_name(r->detector));
 		o_kstr(f, "direction", direction(r));
-		o_key(f, "call_tid");
-		o_i(f, r->call_tid);
-		o_key(f, "vp");
-		o_i(f, r->vp);
-		if (r->thread) {
-			o_key(f, "thread");
-			o_u(f, r->thread);
-		}
+		o_ki(f, "call_tid", r->call_tid);
+		o_ki(f, "vp", r->vp);
+		o_thread(f, r);
 		o_str(f, "}}");
 		o_flow(f, "f", 2 * r->hno, "handoff", r->tid, r->ts, false);
 		role(f, r->tid, r->vp, R_RUNNER | (r->moved ? 0 : R_CLAIMER));
@@ -451,10 +464,8 @@ static void o_rec(struct sa_tl_file *f, const struct sa_tl_rec *r)
 		o_head(f, "i", f->layer, "upcall UNBLOCKED", r->tid, r->ts);
 		o_str(f, ",\"s\":\"t\",\"args\":{\"finished\":");
 		o_u(f, r->count);
-		o_key(f, "timedout");
-		o_u(f, r->timedout);
-		o_key(f, "vp");
-		o_i(f, r->vp);
+		o_ku(f, "timedout", r->timedout);
+		o_ki(f, "vp", r->vp);
 		o_str(f, "}}");
 		role(f, r->tid, r->vp, R_RUNNER);
 		break;
@@ -464,8 +475,7 @@ static void o_rec(struct sa_tl_file *f, const struct sa_tl_rec *r)
 		o_us(f, r->t_end > r->ts ? r->t_end - r->ts : 0);
 		o_str(f, ",\"args\":{\"reported\":");
 		o_u(f, r->count);
-		o_key(f, "vp");
-		o_i(f, r->vp);
+		o_ki(f, "vp", r->vp);
 		o_str(f, "}}");
 		role(f, r->tid, r->vp, R_RUNNER);
 		break;
@@ -476,14 +486,8 @@ static void o_rec(struct sa_tl_file *f, const struct sa_tl_rec *r)
 		o_str(f, call);
 		o_str(f, "\"");
 		o_handle(f, r->hno);
-		o_key(f, "result");
-		o_i(f, r->ret);
-		o_key(f, "errno");
-		o_i(f, r->err);
-		if (r->thread) {
-			o_key(f, "thread");
-			o_u(f, r->thread);
-		}
+		o_result(f, r);
+		o_thread(f, r);
 		o_str(f, "}}");
 		/* laio reports inside laio_poll()'s span; a runtime thread resumes next */
 		o_flow(f, "f", 2 * r->hno + 1, "completion", r->tid, r->ts, !r->thread);
