@@ -179,14 +179,6 @@ void sa_trace_vline(const char *layer, int vp, int tid, const char *fmt, va_list
 	errno = saved;
 }
 
-void sa_trace_line(const char *layer, int vp, int tid, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	sa_trace_vline(layer, vp, tid, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- the timeline file ---- */
 
 /* What each kernel thread was seen doing: its track's name. */

@@ -63,8 +63,6 @@ void sa_trace_stdout_lines(void);
 /* One stderr line "   12.345 ms  laio vp0  kt 4242  <text>"; keeps errno. */
 void sa_trace_vline(const char *layer, int vp, int tid, const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
-void sa_trace_line(const char *layer, int vp, int tid, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
 
 /* What the trace keeps of one call of a flow (an LAIO handle, a runtime user thread): filled when
  * the call starts and, if it goes to the background, by its SA_BLOCKED upcall. */
