@@ -16,13 +16,18 @@ VERSION := $(shell sed -n 's/^\#define LAIO_VERSION "\(.*\)"/\1/p' laio/laio.h)
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 
-SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
-            kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
-            kernel-shim/watchdog.c kernel-shim/trap.S
-SA_SRC   := activation/sa.c activation/calls.c activation/trace.c
+# the shim's files, bottom layer first (kernel-shim/ks.h; scripts/layers.sh checks the order)
+SHIM_SRC := kernel-shim/ctx.S kernel-shim/futex.c kernel-shim/counters.c kernel-shim/tls.c \
+            kernel-shim/sigmask.c kernel-shim/act.c kernel-shim/vp.c kernel-shim/confirm.c \
+            kernel-shim/complete.c kernel-shim/deliver.c kernel-shim/claim.c kernel-shim/lost.c \
+            kernel-shim/cancel.c kernel-shim/move.c kernel-shim/kick.c kernel-shim/probe.c \
+            kernel-shim/watchdog.c kernel-shim/upcall.c kernel-shim/idle.c kernel-shim/detect.c \
+            kernel-shim/trap.S kernel-shim/signals.c kernel-shim/entry.c
+SA_SRC   := activation/sa.c activation/calls.c
+TRACE_SRC := trace/trace.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
 LAIO_SRC := laio/laio.c laio/upcall_handler.c laio/entry.S
-LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)
+LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(TRACE_SRC) $(RT_SRC) $(LAIO_SRC)
 LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
 
 TEST_SRC := $(wildcard test/test_*.c)
@@ -80,8 +85,8 @@ $(BUILD)/obj/%.c.o: %.c $(wildcard */*.h)
 $(BUILD)/gen/syscall-names.h: scripts/syscall-names.sh
 	@mkdir -p $(dir $@)
 	sh scripts/syscall-names.sh > $@
-$(BUILD)/obj/activation/trace.c.o: $(BUILD)/gen/syscall-names.h
-$(BUILD)/obj/activation/trace.c.o: override CFLAGS += -I$(BUILD)/gen
+$(BUILD)/obj/trace/trace.c.o: $(BUILD)/gen/syscall-names.h
+$(BUILD)/obj/trace/trace.c.o: override CFLAGS += -I$(BUILD)/gen
 $(BUILD)/obj/%.S.o: %.S kernel-shim/ks-offsets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@

@@ -1,10 +1,15 @@
 /*
  * act.c - activations: kernel threads with their own stacks, and the pool of spares.
  *
- * An activation never exits: once it has worn another thread's TLS block it must not leave
- * through glibc. Spares park on a futex after a short spin (a wakeup across vCPUs costs ~39 us
- * here, a spin handoff 0.13 us). The pool is pre-filled and grows on demand up to
- * ks_max_activations; when no spare can be had, the caller runs its call synchronously.
+ * The pool knows no roles: a spare runs the task {fn, arg} it is given (ks_act_give) and comes
+ * back when the task returns. An activation never exits: once it has worn another thread's TLS
+ * block it must not leave through glibc. Spares park on a futex after a short spin (a wakeup
+ * across vCPUs costs ~39 us here, a spin handoff 0.13 us).
+ *
+ * No thread is created on the path between a block and its upcall: ks_act_take() only pops the
+ * pool, and a spawner thread keeps a reserve ahead of demand, proportional to how fast spares
+ * were taken lately. Where no spare can be had at all (the limit, or the system's), the caller
+ * runs its call synchronously.
  */
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -15,8 +20,10 @@
 #include <string.h>
 #include "ks.h"
 
+#define POOL_LOW 4          /* spares kept however quiet the process is */
+#define RATE_WINDOW_NS 5000000u /* the reserve covers this long at the recent take rate */
+
 unsigned long ks_max_activations = 65536;
-struct ks_counters ks_stat;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Held while a kernel thread is being created, and by fork(): a child forked in the middle of
@@ -27,7 +34,13 @@ static struct ks_act *pool;           /* LIFO: the last parked is the likeliest 
 static struct ks_act *all_acts;
 static int inject_failures;
 
-void sa_inject_create_failures(int n)
+/* The spawner's state. spawn_want is its futex: the reserve asked for. */
+static uint32_t spawn_want;
+static bool spawn_failed;             /* its last attempt failed (limit, no memory, no thread) */
+static pid_t spawner_pid;             /* the process whose spawner runs (a forked child starts its own) */
+static unsigned long takes;           /* spares taken, ever (the spawner's rate estimate) */
+
+void ks_inject_create_failures(int n)
 {
 	__atomic_store_n(&inject_failures, n, __ATOMIC_RELAXED);
 }
@@ -39,7 +52,7 @@ static struct ks_act *act_alloc(void)
 		return NULL;
 	memset(act, 0, sizeof(*act));
 	void *stk = mmap(NULL, KS_KSTACK_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
 	if (stk == MAP_FAILED) {
 		free(act);
 		return NULL;
@@ -63,7 +76,6 @@ struct ks_act *ks_act_self_init(void)
 	act->ks_tid = (pid_t)syscall(SYS_gettid);
 	act->ks_fs = ks_get_fs();
 	act->ks_role = KS_RUNNER;
-	act->ks_nvcsw = ks_nvcsw();
 	act->ks_spin = ks_may_spin();
 	ks_rseq_own(act);
 	return act;
@@ -84,9 +96,9 @@ static void *act_start(void *arg)
 	ks_run_on(act->ks_kstack_top, spare_main, act);
 }
 
-/* A detached kernel thread with a small pthread stack, born with every signal blocked (but the
- * cancel signal, if `cancel_open`). 0 or pthread_create()'s error. */
-static int start_thread(void *(*fn)(void *), void *arg, bool cancel_open)
+/* A detached kernel thread with a small pthread stack (it runs on its own stack at once),
+ * born with every signal blocked but the cancel signal. 0 or pthread_create()'s error. */
+static int start_thread(void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
 	sigset_t all, old;
@@ -95,8 +107,7 @@ static int start_thread(void *(*fn)(void *), void *arg, bool cancel_open)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 64 * 1024);
 	sigfillset(&all);
-	if (cancel_open)
-		sigdelset(&all, KS_SIG_CANCEL);
+	sigdelset(&all, KS_SIG_CANCEL);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&t, &attr, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -104,9 +115,8 @@ static int start_thread(void *(*fn)(void *), void *arg, bool cancel_open)
 	return rc;
 }
 
-/* A new kernel thread, born with every signal blocked but the cancel signal. It joins the
- * pool, unless it is created for a caller that gives it a task at once (`for_caller`). */
-static struct ks_act *act_create(bool for_caller)
+/* A new activation. It joins the pool, unless it is born with a task (`fn`). */
+static struct ks_act *act_create(ks_task_fn *fn, void *arg)
 {
 	int inj = __atomic_load_n(&inject_failures, __ATOMIC_RELAXED);
 	if (inj > 0 && __atomic_compare_exchange_n(&inject_failures, &inj, inj - 1, false,
@@ -117,19 +127,41 @@ static struct ks_act *act_create(bool for_caller)
 	struct ks_act *act = act_alloc();
 	if (!act)
 		return NULL;
-	act->ks_skip_pool = for_caller;
+	act->ks_fn = fn;
+	act->ks_arg = arg;
 	pthread_mutex_lock(&create_lock);
-	int rc = start_thread(act_start, act, true);
+	int rc = start_thread(act_start, act);
 	/* its tid must be known before anyone routes a signal to it */
 	while (rc == 0 && __atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
 		ks_futex_wait((uint32_t *)&act->ks_tid, 0, NULL);
 	pthread_mutex_unlock(&create_lock);
-	return rc == 0 ? act : NULL; /* a failed one stays on all_acts, unused: harmless */
+	if (rc != 0)
+		act->ks_retired = true; /* stays on all_acts, unused: harmless */
+	return rc == 0 ? act : NULL;
 }
 
-/* Take a spare (the pool's newest), creating one if the pool is empty. NULL at the limit. */
-/* The pool's newest spare, or NULL; `left` gets how many stay. */
-static struct ks_act *pool_pop(unsigned long *left)
+/* A thread of its own for a long task (a detector's standby or monitor): 0 or -1. */
+int ks_act_start(ks_task_fn *fn, void *arg)
+{
+	return act_create(fn, arg) ? 0 : -1;
+}
+
+static unsigned long spares_now(void)
+{
+	return __atomic_load_n(&ks_stat.spares, __ATOMIC_RELAXED);
+}
+
+/* Ask the spawner for a reserve of at least n spares. */
+void ks_pool_reserve(unsigned n)
+{
+	if (__atomic_load_n(&spawn_want, __ATOMIC_RELAXED) >= n)
+		return;
+	__atomic_store_n(&spawn_want, n, __ATOMIC_RELEASE);
+	ks_futex_wake(&spawn_want, 1);
+}
+
+/* The pool's newest spare, or NULL. Never creates a thread: the spawner does, off this path. */
+struct ks_act *ks_act_take(void)
 {
 	pthread_mutex_lock(&pool_lock);
 	struct ks_act *act = pool;
@@ -137,107 +169,88 @@ static struct ks_act *pool_pop(unsigned long *left)
 		pool = act->ks_next;
 		ks_stat.spares--;
 	}
-	*left = ks_stat.spares;
+	unsigned long left = ks_stat.spares;
 	pthread_mutex_unlock(&pool_lock);
+	__atomic_fetch_add(&takes, 1, __ATOMIC_RELAXED);
+	if (left < POOL_LOW || !act)
+		ks_pool_reserve(POOL_LOW + 1);
 	return act;
 }
 
-struct ks_act *ks_act_get(void)
+/* No spare now, and none will come: the limit is reached or the system refused a thread. */
+bool ks_act_exhausted(void)
 {
-	unsigned long left;
-	struct ks_act *act = pool_pop(&left);
-	return act ? act : act_create(true);
+	return spares_now() == 0 &&
+	       (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations ||
+		__atomic_load_n(&spawn_failed, __ATOMIC_RELAXED));
 }
 
-/* Hand a task to an activation taken with ks_act_get(). */
-void ks_act_give(struct ks_act *act, int kind, void *task)
+/* Hand task {fn, arg} to an activation taken with ks_act_take(). */
+void ks_act_give(struct ks_act *act, ks_task_fn *fn, void *arg)
 {
-	act->ks_task_kind = kind;
-	act->ks_task = task;
+	act->ks_fn = fn;
+	act->ks_arg = arg;
 	__atomic_store_n(&act->ks_wake, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&act->ks_sleeping, __ATOMIC_SEQ_CST))
 		ks_futex_wake(&act->ks_wake, 1);
 }
 
-/* A spare from the pool, or NULL: never creates a thread. For the idle detector's standby: a
- * thread inherits its creator's scheduling policy, and one born at SCHED_IDLE could not leave
- * it without privilege (user code must never run there). It asks the spawner instead. */
-struct ks_act *ks_act_take(void)
+/*
+ * The spawner: a normal-class thread that keeps the pool ahead of demand. Every few
+ * milliseconds while spares are being taken it sets the reserve to POOL_LOW plus the spares
+ * taken in the last RATE_WINDOW_NS (a burst of hand-offs then finds spares made ahead), and
+ * creates threads until the pool holds that many; it sleeps when nothing is taken.
+ */
+static void spawner_main(struct ks_act *self, void *arg)
 {
-	unsigned long left;
-	struct ks_act *act = pool_pop(&left);
-	unsigned long busy = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) - left;
-	/* keep a quarter of the activations in use spare, at least KS_POOL_LOW: calls that go to
-	   the background in bursts then find a spare made ahead, not one made on their path */
-	unsigned long want = KS_POOL_LOW + busy / 4;
-	if (left < want)
-		ks_pool_request((unsigned)want);
-	return act;
-}
-
-/* The spawner: a normal-class thread that tops the pool up to what was asked (spawn_want) when
- * a thread that must not create threads itself (an idle-class standby) finds it low. */
-static uint32_t spawn_want;   /* futex */
-bool ks_spawn_failed;         /* its last attempt failed (limit, no memory, no thread) */
-static pid_t spawner_pid;     /* the process whose spawner runs (a forked child starts its own) */
-
-static void *spawner_main(void *arg)
-{
+	unsigned long last_takes = 0;
+	uint64_t last_ns = ks_now_ns();
+	(void)self;
 	(void)arg;
 	for (;;) {
-		uint32_t want = __atomic_load_n(&spawn_want, __ATOMIC_ACQUIRE);
-		pthread_mutex_lock(&pool_lock);
-		unsigned long have = ks_stat.spares;
-		pthread_mutex_unlock(&pool_lock);
-		if (have < want) {
-			bool made = act_create(false) != NULL;
-			__atomic_store_n(&ks_spawn_failed, !made, __ATOMIC_RELAXED);
+		uint64_t now = ks_now_ns();
+		unsigned long t = __atomic_load_n(&takes, __ATOMIC_RELAXED);
+		unsigned long want = __atomic_load_n(&spawn_want, __ATOMIC_ACQUIRE);
+		if (now - last_ns >= RATE_WINDOW_NS / 4) {
+			unsigned long recent = (t - last_takes) * RATE_WINDOW_NS / (now - last_ns);
+			if (POOL_LOW + recent > want)
+				want = POOL_LOW + recent;
+			last_takes = t;
+			last_ns = now;
+		}
+		if (spares_now() < want) {
+			bool made = act_create(NULL, NULL) != NULL;
+			__atomic_store_n(&spawn_failed, !made, __ATOMIC_RELAXED);
 			if (made)
 				continue;
 		}
-		/* asked for no more, or at the limit: sleep until asked again */
+		/* enough, or at the limit: sleep until asked again, or look at the rate again
+		   soon while spares are being taken */
 		__atomic_store_n(&spawn_want, 0, __ATOMIC_RELAXED);
-		ks_futex_wait(&spawn_want, 0, NULL);
+		if (__atomic_load_n(&takes, __ATOMIC_RELAXED) != t) {
+			struct timespec ts = { 0, RATE_WINDOW_NS / 4 };
+			ks_raw_syscall6(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
+		} else {
+			ks_futex_wait(&spawn_want, 0, NULL);
+		}
 	}
-	return NULL;
 }
 
-/* Start the spawner (from a normal-class thread: it inherits its creator's policy). */
-int ks_spawner_start(void)
+/* Start the spawner (from a normal-class thread: a thread inherits its creator's policy) and
+ * make the first POOL_LOW spares. */
+void ks_pool_init(void)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	int rc = 0;
 	pthread_mutex_lock(&lock);
 	if (spawner_pid != getpid()) {
-		rc = start_thread(spawner_main, NULL, false) == 0 ? 0 : -1;
-		if (rc == 0)
+		bool made = act_create(spawner_main, NULL) != NULL;
+		if (made)
 			spawner_pid = getpid();
+		/* without a spawner no spare will come: calls that block run synchronously */
+		__atomic_store_n(&spawn_failed, !made, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&lock);
-	return rc;
-}
-
-/* Ask the spawner to bring the pool to at least `n` spares. */
-void ks_pool_request(unsigned n)
-{
-	uint32_t cur = __atomic_load_n(&spawn_want, __ATOMIC_RELAXED);
-	if (cur >= n)
-		return;
-	__atomic_store_n(&spawn_want, n, __ATOMIC_RELEASE);
-	ks_futex_wake(&spawn_want, 1);
-}
-
-/* Make sure at least `n` spares are idle (not: n more per call; threads come and go). */
-void ks_pool_prefill(int n)
-{
-	pthread_mutex_lock(&pool_lock);
-	int idle = (int)ks_stat.spares;
-	pthread_mutex_unlock(&pool_lock);
-	for (int i = idle; i < n; i++) {
-		struct ks_act *act = act_create(false);
-		if (!act)
-			return;
-	}
+	ks_pool_reserve(POOL_LOW);
 }
 
 /* The kernel thread that was the process's first (the thread group leader) must never exit
@@ -288,33 +301,21 @@ static void spare_main(void *arg)
 {
 	struct ks_act *act = arg;
 	for (;;) {
-		if (!act->ks_skip_pool)
-			pool_put(act);
-		act->ks_skip_pool = false;
+		if (act->ks_fn) { /* born with a task: it runs it first */
+			ks_task_fn *fn = act->ks_fn;
+			act->ks_fn = NULL;
+			fn(act, act->ks_arg);
+			continue;
+		}
+		pool_put(act);
 		wait_for_task(act);
-		switch (act->ks_task_kind) {
-		case KS_TASK_CALL:
-			ks_run_moved_call(act, act->ks_task); /* returns once completed */
-			break;
-		case KS_TASK_CLAIM: {
-			/* only returns if the runner came back first */
-			struct ks_vp *vp = act->ks_vp;
-			ks_claim(act, vp, act->ks_task, act->ks_claim_s, act->ks_claim_by);
-			__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
-			break;
-		}
-		case KS_TASK_STANDBY:
-			ks_standby_loop(act, act->ks_task);
-			break;
-		case KS_TASK_IDLE:
-			ks_idle_loop(act, act->ks_task);
-		}
 	}
 }
 
 /* Back to the pool on a fresh stack (the old frames belong to a finished flow). */
 void ks_act_become_spare(struct ks_act *act)
 {
+	act->ks_fn = NULL;
 	KS_KSTACK_CLEAN(act);
 	ks_run_on(act->ks_kstack_top, spare_main, act);
 }
@@ -335,6 +336,7 @@ void ks_acts_atfork_parent(void)
 void ks_acts_atfork_child(void)
 {
 	spawn_want = 0;
+	spawn_failed = false;
 	pthread_mutex_init(&pool_lock, NULL);
 	pthread_mutex_init(&create_lock, NULL);
 	pool = NULL;
@@ -344,13 +346,10 @@ void ks_acts_atfork_child(void)
 }
 
 /* The activation of an exiting thread: it will never run again. Its stack goes back to the
- * system; the small struct stays (a standby may still be reading it as the VP's runner). */
+ * system; the small struct stays (a detector may still be reading it as the VP's runner). */
 void ks_act_retire(struct ks_act *act)
 {
-	int fd = act->ks_perf_fd;
-	act->ks_perf_fd = -1;
-	if (fd >= 0)
-		close(fd);
+	act->ks_retired = true;
 	act->ks_role = KS_BLOCKED;
 	ks_rseq_drop(act); /* the caller is its kernel thread */
 	munmap((char *)act->ks_kstack_top - KS_KSTACK_SIZE, KS_KSTACK_SIZE);

@@ -1,32 +1,32 @@
 /*
- * claim.c - taking a virtual processor from a runner that blocked (C0-C5 of docs/protocol.md),
- * and what the blocked runner does once it comes back (T6-T9).
+ * claim.c - taking a virtual processor from a runner that blocked: C0-C5 of docs/protocol.md.
  *
- * The runner's side is in trap.S and uses no locked instruction: it stores tm_sys and loads
- * tm_claim. The claimer is the rare side and pays for the ordering with
- * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): after it, every running thread of the process has
- * executed a full barrier, so either the runner's T3 store is visible to our C3 load, or the
- * runner's T4 load sees our C1 store (the asymmetric Dekker pattern of liburcu's "memb" flavour).
+ * The runner's side is in trap.S and uses no locked instruction: it stores tm_sys (T3) and loads
+ * tm_claim (T4). The claimer is the rare side and pays for the ordering at C2: it confirms that
+ * the runner sleeps in its call (confirm.c), which both rules out a false alarm and orders C1
+ * before the runner's T4. Only where that cannot be told (no /proc) does it fall back to
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): every running thread of the process executes a
+ * full barrier, so either the runner's T3 store is visible to our C3 load, or its T4 load sees
+ * our C1 store (the asymmetric Dekker pattern of liburcu's "memb" flavour).
  */
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <signal.h>
-#include <ucontext.h>
-#include <unistd.h>
-#include <errno.h>
 #include "ks.h"
 
 static int membarrier_ok;
 
-void ks_membarrier_init(void)
+void ks_claim_init(void)
 {
-	membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+	membarrier_ok = ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+					0, 0, 0, 0) == 0;
 }
 
-/* C2. Without membarrier (old kernels) a signal-free fallback is not possible; the claim is
- * then refused and the call simply completes synchronously. */
+/* C2 where the runner's state cannot be read. Without membarrier (old kernels) no signal-free
+ * fallback exists; the claim is then refused and the call completes synchronously. */
 static bool full_barrier_everywhere(void)
 {
+	KS_COUNT(barriers);
 	if (!membarrier_ok)
 		return false;
 	return ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) == 0;
@@ -47,18 +47,48 @@ void ks_count_handoff(struct ks_vp *vp, int by)
 	__atomic_fetch_add(&vp->ks_mbox->sa_handoffs[by], 1, __ATOMIC_RELAXED);
 }
 
-/* A detector that does not claim for itself (watchdog, idle) sends `spare` to claim call `s` of
- * `m` on `vp`; the spare holds a reference to the VP until its claim ends (act.c). */
-void ks_send_claimer(struct ks_act *spare, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
-		     int by)
+/* The decision on call s, and the end of this claim (the verdict before ks_claiming: the next
+ * claimer of the same call sees it at its cheap look). */
+static void decide(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, bool won)
 {
-	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED);
-	spare->ks_vp = vp;
-	spare->ks_claim_s = s;
-	spare->ks_claim_by = by;
-	ks_act_give(spare, KS_TASK_CLAIM, m);
+	__atomic_store_n(&m->tm_verdict, (s << 1) | won, __ATOMIC_RELEASE);
+	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 }
 
+/* C4: the VP is ours. The user's signal mask as recorded in its TLS (sigmask.c): the blocked
+ * runner is in the kernel or waits for the verdict, so it cannot change it now. */
+static uint64_t take_over(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m,
+			  uint64_t s, int by)
+{
+	struct ks_act *blocked = vp->ks_runner;
+	uint64_t umask = ks_umask_of(vp->ks_fs) | KS_SIGBIT(KS_SIG_UPCALL);
+	blocked->ks_mask_applied = umask;
+	/* wear the user's TLS before the blocked runner may take ours */
+	m->tm_swapfs = self->ks_fs;
+	m->tm_act = blocked;
+	__atomic_store_n(&m->tm_cstate, SA_CALL_RUNNING, __ATOMIC_RELAXED);
+	blocked->ks_role = KS_BLOCKED;
+	blocked->ks_vp = vp;
+	blocked->ks_claim_by = by;
+	vp->ks_runner = self;
+	vp->ks_kstack_top = self->ks_kstack_top;
+	self->ks_role = KS_RUNNER;
+	self->ks_vp = vp;
+	self->ks_fs = vp->ks_fs;
+	ks_wrfs(vp->ks_fs);
+	/* the detector moves to the new runner before the verdict: after it, the blocked
+	   activation may finish, become a spare and run another VP */
+	if (vp->ks_det && vp->ks_det->runner_changed)
+		vp->ks_det->runner_changed(vp, blocked);
+	decide(vp, m, s, true);
+	KS_COUNT(claims_won);
+	ks_count_handoff(vp, by);
+	return umask;
+}
+
+/* Claim call `s` of `m` on `vp` for detector `by`. Returns false if the VP stays with its
+ * runner; if the claim is won it does not return: the caller becomes the VP's runner and
+ * delivers SA_BLOCKED. */
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by)
 {
 	struct sa_mailbox *mb = vp->ks_mbox;
@@ -71,149 +101,94 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
 		return false;                                                     /* C0 */
-	/* cheap look first: no membarrier for a call that is already over */
+	/* cheap look first: nothing to do for a call that is already over or handed off (a claim
+	   refused because the runner was running does not stop a later one: it may block yet) */
 	if (__atomic_load_n(&mb->sa_curthread, __ATOMIC_ACQUIRE) != m ||
 	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s ||
-	    __atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) >> 1 == s) {
+	    __atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) == ((s << 1) | 1)) {
 		__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
 		return false;
 	}
+	/* C1: no verdict yet (an earlier claim's refusal must not answer this one: a runner that
+	   meets tm_claim == s waits for a verdict on s), then the claim itself */
+	__atomic_store_n(&m->tm_verdict, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->tm_claim, s, __ATOMIC_RELAXED);                   /* C1 */
-	if (!full_barrier_everywhere() ||                                        /* C2 */
+	int asleep = ks_runner_asleep(vp, vp->ks_runner);                         /* C2 */
+	if (asleep == 0) {
+		/* running or preempted: a false alarm, dropped (the runner's T4 may see C1 and
+		   wait for this verdict: it gets "not won") */
+		decide(vp, m, s, false);
+		KS_COUNT(confirm_running);
+		__atomic_fetch_add(&mb->sa_spurious[by], 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if ((asleep < 0 && !full_barrier_everywhere()) ||
 	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s) {                /* C3 */
-		__atomic_store_n(&m->tm_verdict, s << 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
+		decide(vp, m, s, false);
 		KS_COUNT(claims_lost);
 		return false;
 	}
-	/* C4: the VP is ours. The user's signal mask as recorded in its TLS (sigmask.c): the
-	   blocked runner is in the kernel or waits for the verdict, so it cannot change it now. */
-	struct ks_act *blocked = vp->ks_runner;
-	uint64_t umask = ks_umask_of(vp->ks_fs) | KS_SIGBIT(KS_SIG_UPCALL);
-	blocked->ks_mask_applied = umask;
-	/* Its context-switch event: once it is a spare it may run another VP and arm
-	   one again. A blocked activation keeps no descriptor. */
-	ks_upcall_release(blocked);
-	/* Wear the user's TLS before the blocked runner may take ours. */
-	m->tm_swapfs = self->ks_fs;
-	m->tm_act = blocked;
-	__atomic_store_n(&m->tm_cstate, SA_CALL_RUNNING, __ATOMIC_RELAXED);
-	blocked->ks_role = KS_BLOCKED;
-	blocked->ks_vp = vp;
-	vp->ks_runner = self;
-	vp->ks_kstack_top = self->ks_kstack_top;
-	self->ks_role = KS_RUNNER;
-	self->ks_vp = vp;
-	self->ks_fs = vp->ks_fs;
-	ks_wrfs(vp->ks_fs);
-	__atomic_store_n(&m->tm_verdict, (s << 1) | 1, __ATOMIC_RELEASE);
-	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
-	KS_COUNT(claims_won);
-	ks_count_handoff(vp, by);
-	blocked->ks_claim_by = by; /* for its spurious test at T6 */
+	uint64_t umask = take_over(self, vp, m, s, by);                           /* C4 */
 	KS_KSTACK_CLEAN(self); /* its frames here are abandoned */
-	/* the claimer's reference (a dispatched claim, or the standby's) ends: it owns the VP now,
+	/* the claimer's reference (a dispatched claim, or a standby's) ends: it owns the VP now,
 	   and the VP cannot be destroyed but by its owner */
-	__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE);
-	self->ks_nvcsw = ks_nvcsw();
+	ks_vp_unref(vp);
 	/* C5: the rest of the thread's identity, then the upcall */
 	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&umask, 0, sizeof umask, 0, 0);
 	ks_adopt_exit_tid(vp->ks_fs); /* a thread may exit without sa_destroy(): pthread_join */
-	if (vp->ks_lazy == SA_DETECT_UPCALL && ks_upcall_arm(vp, self) < 0)
-		ks_upcall_fallback(vp);
 	ks_upcall_blocked(vp, m, by, false);
 }
 
-/* T6-T9, entered from trap.S wearing the TLS the claimer left (so C code is safe here). */
-void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
+/* The task of a spare sent to claim (ks_send_claimer). */
+static void claim_task(struct ks_act *self, void *arg)
 {
-	struct ks_act *self = m->tm_act;
-	sigset_t spare_mask;
-	uint64_t mine = 0;
-	self->ks_fs = m->tm_swapfs;
-	/* the mask the flow really had (a temporary one of its call is undone by now) against
-	   the one the claimer gave it */
-	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mine, sizeof mine, 0, 0);
-	if ((mine ^ self->ks_mask_applied) & ~(KS_SIGBIT(KS_SIG_UPCALL) | KS_SIGBIT(KS_SIG_CANCEL)))
-		KS_COUNT(mask_stale);
-	/* A call that blocked slept in the kernel: a voluntary switch. None since this activation
-	   became the runner means it was only preempted when the detector took the VP. */
-	if (ks_nvcsw() == self->ks_nvcsw)
-		__atomic_fetch_add(&vp->ks_mbox->sa_spurious[self->ks_claim_by], 1, __ATOMIC_RELAXED);
-	ks_adopt_exit_tid(self->ks_fs);
-	sigfillset(&spare_mask); /* it wore the user's mask; spares take only the cancel signal */
-	sigdelset(&spare_mask, KS_SIG_CANCEL);
-	pthread_sigmask(SIG_SETMASK, &spare_mask, NULL);
-	ks_complete(vp, m, raw);
-	ks_act_become_spare(self);
+	struct ks_vp *vp = arg;
+	self->ks_vp = vp;
+	ks_claim(self, vp, self->ks_claim_m, self->ks_claim_s, self->ks_claim_by);
+	ks_vp_unref(vp); /* only if the runner kept the VP: a won claim does not return */
 }
 
-/* The cancel signal: if it caught an activation between "about to enter the kernel" and the
- * syscall instruction, the call must not start; make it return -EINTR instead. Touches no TLS. */
-extern char ks_trap_window_start[], ks_trap_window_end[], ks_trap_eintr[];
-
-static void cancel_handler(int sig, siginfo_t *si, void *ucv)
+/* A detector that does not claim for itself sends a spare to claim call `s` of `m` on `vp`; the
+ * spare holds a reference to the VP until its claim ends. false: no spare now (the spawner is
+ * making more: look again later), or never (counted as a synchronous call). */
+bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by)
 {
-	ucontext_t *uc = ucv;
-	uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-	(void)sig;
-	(void)si;
-	if (ip >= (uintptr_t)ks_cancel_window_start && ip < (uintptr_t)ks_cancel_window_end)
-		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)ks_cancel_out;
-	else if (ip >= (uintptr_t)ks_trap_window_start && ip < (uintptr_t)ks_trap_window_end &&
-		 __atomic_load_n(&((struct sa_thr_mailbox *)uc->uc_mcontext.gregs[REG_R13])->tm_cstate,
-				 __ATOMIC_ACQUIRE) >= SA_CALL_CANCELLING)
-		/* in the trap window r13 is the call's mailbox: only a cancelled call is stopped */
-		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)ks_trap_eintr;
-}
-
-static void upcall_stray(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)si;
-	(void)uc;
-}
-
-void ks_signals_init(void)
-{
-	struct sigaction sa = { 0 };
-	sa.sa_sigaction = cancel_handler;
-	sa.sa_flags = SA_SIGINFO; /* no SA_RESTART: an interrupted call reports EINTR */
-	sigfillset(&sa.sa_mask);
-	sigaction(KS_SIG_CANCEL, &sa, NULL);
-	/* the upcall detector's notices are taken with sigwaitinfo(); one that strays to a thread
-	   that does not block it must not kill the process */
-	sa.sa_sigaction = upcall_stray;
-	sigaction(KS_SIG_UPCALL, &sa, NULL);
-}
-
-/* sa_interrupt(): see sa.h. */
-int sa_interrupt(struct sa_thr_mailbox *m)
-{
-	for (;;) {
-		int st = __atomic_load_n(&m->tm_cstate, __ATOMIC_ACQUIRE);
-		switch (st) {
-		case SA_CALL_QUEUED:
-			if (__atomic_compare_exchange_n(&m->tm_cstate, &st, SA_CALL_CANCELLED, false,
-							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				return 0;
-			break;
-		case SA_CALL_RUNNING:
-			if (__atomic_compare_exchange_n(&m->tm_cstate, &st, SA_CALL_CANCELLING, false,
-							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-				struct ks_act *act = m->tm_act;
-				/* the activation cannot finish and move on before CANCELLED */
-				syscall(SYS_tgkill, getpid(), act->ks_tid, KS_SIG_CANCEL);
-				__atomic_store_n(&m->tm_cstate, SA_CALL_CANCELLED, __ATOMIC_RELEASE);
-				return 0;
-			}
-			break;
-		case SA_CALL_CANCELLING:
-		case SA_CALL_CANCELLED:
-			return 0;
-		default:
-			errno = ENOENT;
-			return -1;
-		}
+	struct ks_act *spare = ks_act_take();
+	if (!spare) {
+		if (ks_act_exhausted())
+			ks_count_sync(vp, s);
+		return false;
 	}
+	ks_vp_ref(vp);
+	spare->ks_claim_m = m;
+	spare->ks_claim_s = s;
+	spare->ks_claim_by = by;
+	ks_act_give(spare, claim_task, vp);
+	return true;
+}
+
+/*
+ * A detector proposes a claim of call s of m once, and again only if the claim was refused
+ * (the runner was running: preempted, or woken on another CPU than rseq said) and the call is
+ * still in progress, after a delay that doubles with each refusal (20 us, 40 us, ... 20 ms): a
+ * long call that runs in the kernel costs a few looks, not a claimer per look. A claim not
+ * decided yet (its verdict is not about s) is not proposed again.
+ */
+#define PROPOSE_BACKOFF_NS 20000u
+
+bool ks_propose_due(const struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now)
+{
+	if (k->m != m || k->s != s)
+		return true;
+	if (__atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) != s << 1)
+		return false; /* under way, or won */
+	return now >= k->next_ns;
+}
+
+void ks_proposed(struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now)
+{
+	if (k->m != m || k->s != s)
+		*k = (struct ks_seen){ m, s, 0, 0 };
+	k->tries++;
+	k->next_ns = now + ((uint64_t)PROPOSE_BACKOFF_NS << (k->tries < 10 ? k->tries : 10));
 }

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <time.h>
 #include <sched.h>
-#include <sys/resource.h>
 #include "ks.h"
 
 /* Sleep while *word == val, until the absolute CLOCK_MONOTONIC time (NULL: forever).
@@ -44,14 +43,4 @@ bool ks_may_spin(void)
 void ks_spin_pause(void)
 {
 	__builtin_ia32_pause();
-}
-
-/* The calling kernel thread's voluntary context switches (it slept in the kernel). Leaves
- * errno alone. */
-long ks_nvcsw(void)
-{
-	struct rusage ru;
-	if (ks_raw_syscall6(SYS_getrusage, RUSAGE_THREAD, (long)&ru, 0, 0, 0, 0) != 0)
-		return -1;
-	return ru.ru_nvcsw;
 }

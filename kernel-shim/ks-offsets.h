@@ -23,7 +23,7 @@
 #define SA_VP 8
 #define VP_KSTACK 8
 #define VP_RUNNER 16
-#define VP_SB_CPU1 32
+#define KS_MAXCPU_V 1024
 #define ACT_RSEQ_CPU 4
 #define SA_CALL_CANCELLING_V 4
 #define SA_CALL_CANCELLED_V 5

@@ -15,6 +15,8 @@ struct move {
 	int by;
 };
 
+static void run_moved_call(struct ks_act *act, void *arg);
+
 /* Runs on the upcall stack, the caller's context saved in m->tm_context. */
 static void move_and_upcall(void *arg)
 {
@@ -22,7 +24,7 @@ static void move_and_upcall(void *arg)
 	struct ks_vp *vp = mv->vp;
 	struct sa_thr_mailbox *m = mv->m;
 	mv->spare->ks_vp = vp;
-	ks_act_give(mv->spare, KS_TASK_CALL, m);
+	ks_act_give(mv->spare, run_moved_call, m);
 	KS_COUNT(moved);
 	ks_count_handoff(vp, mv->by);
 	ks_upcall_blocked(vp, m, mv->by, true);
@@ -85,13 +87,14 @@ static void release_files(struct sa_thr_mailbox *m)
 	m->tm_dupfds = 0;
 }
 
-/* The result of a call that continues `prefix` bytes already read: read() reports what it read
- * before an error, and an error only when it read nothing. */
-long ks_with_prefix(long raw, long prefix)
+/* A spare for a moved call. An empty pool is refilled by the spawner, off this path; the call
+ * waits for it rather than run synchronously, unless no spare can come at all. */
+static struct ks_act *take_spare(void)
 {
-	if (prefix <= 0)
-		return raw;
-	return (unsigned long)raw >= -4095UL ? prefix : raw + prefix;
+	struct ks_act *spare;
+	while (!(spare = ks_act_take()) && !ks_act_exhausted())
+		ks_raw_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+	return spare;
 }
 
 /* Give the call to a spare and upcall SA_BLOCKED; returns (raw) what the upcall handler resumes
@@ -103,7 +106,7 @@ long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long pr
 	struct ks_act *spare = NULL;
 
 	if (!(__atomic_load_n(&mb->sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL))
-		spare = ks_act_get();
+		spare = take_spare();
 	if (!spare) {
 		KS_COUNT(sync_fallback);
 		__atomic_fetch_add(&mb->sa_nsync, 1, __ATOMIC_RELAXED);
@@ -125,8 +128,9 @@ long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long pr
 }
 
 /* On the spare: run the call unless it was cancelled first, then complete it. */
-void ks_run_moved_call(struct ks_act *act, struct sa_thr_mailbox *m)
+static void run_moved_call(struct ks_act *act, void *arg)
 {
+	struct sa_thr_mailbox *m = arg;
 	struct ks_vp *vp = act->ks_vp;
 	int st = SA_CALL_QUEUED;
 	long raw;

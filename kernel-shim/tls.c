@@ -24,7 +24,6 @@
 #define HWCAP2_FSGSBASE (1 << 1)
 #endif
 
-__attribute__((visibility("hidden"))) uint8_t ks_have_fsgsbase;
 static long tid_offset = -1; /* where glibc keeps a thread's tid inside its TLS block */
 
 uint64_t ks_get_fs(void)
@@ -36,11 +35,6 @@ uint64_t ks_get_fs(void)
 	}
 	ks_raw_syscall6(SYS_arch_prctl, ARCH_GET_FS, (long)&base, 0, 0, 0, 0);
 	return base;
-}
-
-void ks_set_fs(uint64_t fs)
-{
-	ks_wrfs(fs);
 }
 
 /* Offsets in the TLS block (at pthread_self()) that hold this thread's tid. */

@@ -7,18 +7,16 @@
  * in sigwaitinfo(). Routing the signal to the blocked thread itself, as the rr debugger's desched
  * event does, fails for uninterruptible sleeps; the standby does not care how the runner sleeps.
  *
- * The standby tells a block from a preemption by the runner's scheduler state in
- * /proc/self/task/TID/stat ('R': runnable, preempted; anything else: asleep in the kernel) and
- * ignores switch-outs outside a call (tm_sys even). The event costs ~17 us per switch-out here
- * (a self-IPI in this VM), so it is disabled while the runner parks on purpose (sa_release) and
- * on every activation that is not a runner.
+ * A switch-out is also a preemption; the claim tells the two apart (it confirms that the runner
+ * sleeps in its call, confirm.c). Switch-outs outside a call (tm_sys even) are ignored. The event
+ * costs ~17 us per switch-out in a guest (a self-IPI), so it is disabled while the runner parks
+ * on purpose (sa_release) and on every activation that is not a runner.
  */
 #include <linux/perf_event.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <unistd.h>
 #include <errno.h>
 #include "ks.h"
@@ -39,7 +37,7 @@ static int open_event(pid_t tid)
 	return (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
-int ks_upcall_available(const char **why)
+static int available(const char **why)
 {
 	if (avail < 0) {
 		int fd = open_event((pid_t)syscall(SYS_gettid));
@@ -69,37 +67,9 @@ static int route(int fd, pid_t to)
 	return 0;
 }
 
-/* Make `runner` watched for VP `vp`: its own event, routed to the VP's standby. */
-int ks_upcall_arm(struct ks_vp *vp, struct ks_act *runner)
-{
-	if (ks_upcall_available(NULL) != 1)
-		return -1;
-	if (runner->ks_perf_fd < 0 && (runner->ks_perf_fd = open_event(runner->ks_tid)) < 0)
-		return -1;
-	struct ks_act *sb = vp->ks_standby;
-	if (!sb || sb == runner) {
-		sb = ks_act_get();
-		if (!sb)
-			return -1;
-		vp->ks_standby = sb;
-		__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_RELAXED); /* the standby's */
-		ks_act_give(sb, KS_TASK_STANDBY, vp);
-	}
-	if (route(runner->ks_perf_fd, sb->ks_tid) < 0)
-		return -1;
-	ioctl(runner->ks_perf_fd, PERF_EVENT_IOC_ENABLE, 0);
-	return 0;
-}
-
-void ks_upcall_disarm(struct ks_act *act)
-{
-	if (act->ks_perf_fd >= 0)
-		ioctl(act->ks_perf_fd, PERF_EVENT_IOC_DISABLE, 0);
-}
-
 /* Close the event of an activation that stops being a runner: with thousands of calls in
  * the background, one descriptor each would exhaust the process's descriptor table. */
-void ks_upcall_release(struct ks_act *act)
+static void release_event(struct ks_act *act)
 {
 	int fd = act->ks_perf_fd;
 	if (fd < 0)
@@ -108,42 +78,67 @@ void ks_upcall_release(struct ks_act *act)
 	close(fd);
 }
 
-/* The event could not be set up (no descriptor left, no memory): the VP must not go
- * unwatched, so the watchdog takes it over. */
-void ks_upcall_fallback(struct ks_vp *vp)
+static void standby_task(struct ks_act *act, void *arg);
+
+/* Watch the VP's runner: its own event, routed to the VP's standby. */
+static int watch_runner(struct ks_vp *vp)
 {
-	__atomic_store_n(&vp->ks_wd_fallback, 1, __ATOMIC_RELEASE);
-	ks_watchdog_start();
+	struct ks_act *runner = vp->ks_runner;
+	if (available(NULL) != 1)
+		return -1;
+	if (runner->ks_perf_fd < 0 && (runner->ks_perf_fd = open_event(runner->ks_tid)) < 0)
+		return -1;
+	struct ks_act *sb = vp->ks_up.standby;
+	if (!sb || sb == runner) { /* none yet, or it claimed the VP and runs it now */
+		if (!(sb = ks_act_take()))
+			return -1;
+		vp->ks_up.standby = sb;
+		ks_vp_ref(vp); /* the standby's */
+		ks_act_give(sb, standby_task, vp);
+	}
+	if (route(runner->ks_perf_fd, sb->ks_tid) < 0)
+		return -1;
+	ioctl(runner->ks_perf_fd, PERF_EVENT_IOC_ENABLE, 0);
+	return 0;
 }
 
-void ks_upcall_park(struct ks_act *act, bool parking)
+static int arm(struct ks_vp *vp)
 {
-	if (act->ks_perf_fd < 0 || !act->ks_vp || act->ks_vp->ks_standby == NULL)
-		return;
-	ioctl(act->ks_perf_fd, parking ? PERF_EVENT_IOC_DISABLE : PERF_EVENT_IOC_ENABLE, 0);
+	return watch_runner(vp);
 }
 
-/* Is thread `tid` asleep in the kernel ('S' or 'D'), rather than runnable (preempted)? */
-static bool asleep(pid_t tid)
+/* The standby leaves at its next notice. */
+static void disarm(struct ks_vp *vp)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = 0;
-	char *p = buf + n;
-	while (p > buf && *p != ')')
-		p--;
-	return !(p[1] == ' ' && p[2] == 'R');
+	struct ks_act *sb = vp->ks_up.standby;
+	if (vp->ks_runner->ks_perf_fd >= 0)
+		ioctl(vp->ks_runner->ks_perf_fd, PERF_EVENT_IOC_DISABLE, 0);
+	if (sb) {
+		vp->ks_up.standby = NULL;
+		ks_raw_syscall6(SYS_tgkill, getpid(), sb->ks_tid, KS_SIG_UPCALL, 0, 0, 0);
+	}
 }
 
-void ks_standby_loop(struct ks_act *act, struct ks_vp *vp)
+/* At C4: the blocked runner keeps no descriptor; the new one is watched. Where its event
+ * cannot be set up (no descriptor left, no memory) the VP must not go unwatched: the watchdog
+ * takes it over. */
+static void runner_changed(struct ks_vp *vp, struct ks_act *old)
 {
+	release_event(old);
+	if (watch_runner(vp) < 0)
+		ks_watchdog_watch(vp, KS_WATCH_DETECT);
+}
+
+static void park(struct ks_vp *vp, bool parking)
+{
+	struct ks_act *act = vp->ks_runner;
+	if (act->ks_perf_fd >= 0 && vp->ks_up.standby)
+		ioctl(act->ks_perf_fd, parking ? PERF_EVENT_IOC_DISABLE : PERF_EVENT_IOC_ENABLE, 0);
+}
+
+static void standby_task(struct ks_act *act, void *arg)
+{
+	struct ks_vp *vp = arg;
 	sigset_t set;
 	siginfo_t si;
 	sigemptyset(&set);
@@ -154,8 +149,8 @@ void ks_standby_loop(struct ks_act *act, struct ks_vp *vp)
 	for (;;) {
 		if (sigwaitinfo(&set, &si) < 0)
 			continue;
-		if (vp->ks_standby != act || vp->ks_dead) {
-			__atomic_fetch_sub(&vp->ks_refs, 1, __ATOMIC_RELEASE); /* last touch of vp */
+		if (vp->ks_up.standby != act || vp->ks_dead) {
+			ks_vp_unref(vp); /* last touch of vp */
 			return;
 		}
 		struct ks_act *runner = vp->ks_runner;
@@ -163,9 +158,21 @@ void ks_standby_loop(struct ks_act *act, struct ks_vp *vp)
 		if (!m || si.si_fd != runner->ks_perf_fd)
 			continue;
 		uint64_t s = __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE);
-		if (!(s & 1) || !asleep(runner->ks_tid))
-			continue; /* not in a call, or only preempted */
+		if (!(s & 1))
+			continue; /* not in a call */
 		act->ks_vp = vp;
 		ks_claim(act, vp, m, s, SA_DETECT_UPCALL); /* does not return if it wins */
+		act->ks_role = KS_STANDBY;
 	}
 }
+
+const struct ks_detector ks_det_upcall = {
+	.name = "upcall",
+	.id = SA_DETECT_UPCALL,
+	.available = available,
+	.arm = arm,
+	.disarm = disarm,
+	.runner_changed = runner_changed,
+	.park = park,
+	.retire = release_event,
+};

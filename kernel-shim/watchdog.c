@@ -1,65 +1,92 @@
 /*
- * watchdog.c - the watchdog detector, Go's sysmon rule: a VP whose runner is inside the same
- * call (same tm_sys) at two consecutive looks is taken to have blocked, and a spare is sent to
- * claim it. Looks start 20 us apart and double up to 10 ms while nothing is in a call; after
- * 50 ms with nothing in a call the watchdog sleeps on a futex, and the first trap to find it
- * asleep wakes it (trap.S). Timer slack is 1 ns: with the default 50 us, a 20 us sleep takes
- * ~110 us here (probes.md, 4d).
+ * watchdog.c - the watchdog: Go's sysmon rule, and the backstop of the other detectors.
+ *
+ * As a detector (LAIO_DETECTOR=watchdog, or where the upcall detector failed): a VP whose runner
+ * is inside the same call (same tm_sys) at two consecutive looks is taken to have blocked, and a
+ * spare is sent to claim it (the claim confirms that it sleeps). Looks start 20 us apart and
+ * double up to 10 ms while nothing is in a call.
+ *
+ * As the backstop of the idle detector: its standbys run only when their CPU has nothing else to
+ * do, which on a busy machine may be never. A call of an idle-detector VP still in progress
+ * BACKSTOP_NS after the watchdog first saw it is claimed the same way. Looking every
+ * BACKSTOP_NS / 2 bounds the notice under any load (the watchdog is a normal thread: a sleeper
+ * that wakes gets the CPU soon), and costs nothing while no call is in progress.
+ *
+ * After 50 ms with nothing in a call the watchdog sleeps on a futex with its bit set in every
+ * ks_kick word (W1), pays a membarrier (W2) and looks once more (W3); the first trap that loads
+ * the bit wakes it (kick).
  */
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <signal.h>
 #include <unistd.h>
 #include <time.h>
+#include <string.h>
 #include "ks.h"
 
 #define WD_MIN_NS 20000u
 #define WD_MAX_NS 10000000u
 #define WD_IDLE_SLEEP_NS 50000000u
+#define BACKSTOP_NS 500000u
 
-__attribute__((visibility("hidden"))) volatile uint32_t ks_wd_asleep;
+enum { WD_AWAKE, WD_ASLEEP };
+static uint32_t wd_state;        /* futex: WD_ASLEEP while it sleeps */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t wd_pid; /* the process whose watchdog runs (a forked child starts its own) */
+static pid_t wd_pid;             /* the process whose watchdog runs (a forked child starts its own) */
 
-static bool watched(struct ks_vp *vp)
+enum { LOOK_IDLE, LOOK_BACKSTOP, LOOK_BUSY };
+
+/* How the watchdog treats vp: not at all, as a backstop, or as its detector. */
+static int role(const struct ks_vp *vp)
 {
-	return !vp->ks_dead && (vp->ks_lazy == SA_DETECT_WATCHDOG || vp->ks_wd_fallback);
+	if (__atomic_load_n(&vp->ks_dead, __ATOMIC_ACQUIRE))
+		return LOOK_IDLE;
+	switch (__atomic_load_n(&vp->ks_watch, __ATOMIC_ACQUIRE)) {
+	case KS_WATCH_DETECT: return LOOK_BUSY;
+	case KS_WATCH_BACKSTOP: return LOOK_BACKSTOP;
+	}
+	return LOOK_IDLE;
 }
 
-/* One look at every watched VP. Returns whether any runner was inside a call. */
-static bool look(void)
+/* One look at one VP at time `now`; returns what it asks of the next look's delay. */
+static int look_at(struct ks_vp *vp, uint64_t now)
 {
-	bool busy = false;
-	pthread_mutex_lock(&ks_vps_lock);
-	for (struct ks_vp *vp = ks_all_vps; vp; vp = vp->ks_all_next) {
-		if (!watched(vp))
-			continue;
-		struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE);
-		if (!m)
-			continue;
-		uint64_t s = __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE);
-		if (!(s & 1)) {
-			vp->ks_wd_mbox = NULL;
-			continue;
-		}
-		busy = true;
-		if (vp->ks_wd_mbox == m && vp->ks_wd_seen == s &&
-		    (vp->ks_wd_claimed != s || vp->ks_wd_claimed_mbox != m)) {
-			struct ks_act *spare = ks_act_get();
-			if (!spare) {
-				ks_count_sync(vp, s); /* the call completes synchronously */
-			} else {
-				vp->ks_wd_claimed = s;
-				vp->ks_wd_claimed_mbox = m;
-				ks_send_claimer(spare, vp, m, s, SA_DETECT_WATCHDOG);
-			}
-		}
-		vp->ks_wd_mbox = m;
-		vp->ks_wd_seen = s;
+	int r = role(vp);
+	if (r == LOOK_IDLE)
+		return LOOK_IDLE;
+	struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE);
+	uint64_t s = m ? __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) : 0;
+	struct ks_vp_watchdog *w = &vp->ks_wd;
+	if (!(s & 1)) {
+		w->look.m = NULL;
+		return LOOK_IDLE;
 	}
-	pthread_mutex_unlock(&ks_vps_lock);
-	return busy;
+	if (!ks_seen_is(&w->look, m, s)) {
+		/* a call it has not seen before: the first look */
+		w->look = (struct ks_seen){ m, s, 0, 0 };
+		w->since_ns = now;
+		return r;
+	}
+	if (!ks_propose_due(&w->claimed, m, s, now) ||
+	    (r == LOOK_BACKSTOP && now - w->since_ns < BACKSTOP_NS))
+		return r;
+	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE))
+		ks_proposed(&w->claimed, m, s, now);
+	return r;
+}
+
+/* One look at every VP. Returns the most urgent need: LOOK_BUSY, LOOK_BACKSTOP or LOOK_IDLE. */
+static int look(void)
+{
+	int need = LOOK_IDLE;
+	uint64_t now = ks_now_ns();
+	for (struct ks_vp *vp = __atomic_load_n(&ks_all_vps, __ATOMIC_ACQUIRE); vp;
+	     vp = vp->ks_all_next) {
+		int r = look_at(vp, now);
+		if (r > need)
+			need = r;
+	}
+	return need;
 }
 
 static void sleep_ns(uint64_t ns)
@@ -69,59 +96,98 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
-static void *watchdog_main(void *arg)
+/* W1-W3, then sleep until a trap kicks. */
+static void sleep_until_kicked(void)
+{
+	__atomic_store_n(&wd_state, WD_ASLEEP, __ATOMIC_SEQ_CST);
+	ks_kick_set_all(SA_DETECT_WATCHDOG, true);                                  /* W1 */
+	ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0); /* W2 */
+	if (look() == LOOK_IDLE)                                                     /* W3 */
+		while (__atomic_load_n(&wd_state, __ATOMIC_ACQUIRE) == WD_ASLEEP)
+			ks_futex_wait(&wd_state, WD_ASLEEP, NULL);
+	__atomic_store_n(&wd_state, WD_AWAKE, __ATOMIC_SEQ_CST);
+	ks_kick_set_all(SA_DETECT_WATCHDOG, false);
+}
+
+static void watchdog_task(struct ks_act *self, void *arg)
 {
 	uint64_t delay = WD_MIN_NS, idle = 0;
 	(void)arg;
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	self->ks_role = KS_STANDBY;
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the default 50 us slack would dominate */
 	for (;;) {
-		if (look()) {
+		switch (look()) {
+		case LOOK_BUSY:
 			delay = WD_MIN_NS;
 			idle = 0;
-		} else {
+			break;
+		case LOOK_BACKSTOP:
+			delay = BACKSTOP_NS / 2;
+			idle = 0;
+			break;
+		default:
 			delay = delay * 2 > WD_MAX_NS ? WD_MAX_NS : delay * 2;
 			idle += delay;
 		}
 		if (idle >= WD_IDLE_SLEEP_NS) {
-			/* asymmetric Dekker with the trap's T1 store and its plain load of ks_wd_asleep */
-			ks_wd_asleep = 1;
-			syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-			if (!look())
-				ks_futex_wait((uint32_t *)&ks_wd_asleep, 1, NULL);
-			ks_wd_asleep = 0;
+			sleep_until_kicked();
 			idle = 0;
 			delay = WD_MIN_NS;
 			continue;
 		}
 		sleep_ns(delay);
 	}
-	return NULL;
 }
 
 int ks_watchdog_start(void)
 {
-	pthread_t t;
 	int rc = 0;
-	pthread_attr_t attr;
-	sigset_t all, old;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	sigfillset(&all);
 	pthread_mutex_lock(&wd_lock);
 	if (wd_pid != getpid()) {
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		rc = pthread_create(&t, &attr, watchdog_main, NULL) == 0 ? 0 : -1;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		rc = ks_act_start(watchdog_task, NULL);
 		if (rc == 0)
 			wd_pid = getpid();
 	}
 	pthread_mutex_unlock(&wd_lock);
-	pthread_attr_destroy(&attr);
 	return rc;
 }
 
-void ks_watchdog_atfork_child(void)
+/* Watch vp as its detector (the watchdog's own VPs, and where another detector failed: the
+ * upcall detector's event could not be set up) or as a backstop. 0 or -1 (no thread). */
+int ks_watchdog_watch(struct ks_vp *vp, int how)
+{
+	memset(&vp->ks_wd, 0, sizeof vp->ks_wd);
+	__atomic_store_n(&vp->ks_watch, how, __ATOMIC_RELEASE);
+	return ks_watchdog_start();
+}
+
+static int arm(struct ks_vp *vp)
+{
+	return ks_watchdog_watch(vp, KS_WATCH_DETECT);
+}
+
+/* From the trap: the watchdog sleeps and a call starts. Touches no errno. */
+static void kick(struct ks_vp *vp, int32_t cpu)
+{
+	uint32_t asleep = WD_ASLEEP;
+	(void)vp;
+	(void)cpu;
+	if (__atomic_compare_exchange_n(&wd_state, &asleep, WD_AWAKE, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_RELAXED))
+		ks_futex_wake(&wd_state, 1);
+}
+
+static void atfork_child(void)
 {
 	pthread_mutex_init(&wd_lock, NULL);
-	ks_wd_asleep = 0;
+	wd_state = WD_AWAKE;
+	ks_kick_set_all(SA_DETECT_WATCHDOG, false);
 }
+
+const struct ks_detector ks_det_watchdog = {
+	.name = "watchdog",
+	.id = SA_DETECT_WATCHDOG,
+	.arm = arm,
+	.kick = kick,
+	.atfork_child = atfork_child,
+};

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include "laio.h"
 #include "../activation/sa.h"
-#include "../activation/trace.h"
+#include "../trace/trace.h"
 
 enum laio_handle_state { H_FREE, H_CURRENT, H_BACKGROUND, H_COMPLETED };
 

@@ -26,7 +26,7 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct laio_state *dead;   /* states of exited threads, kept while calls are in flight */
 
-/* One line of the shared format (activation/trace.h): upcall handlers call it too, so no
+/* One line of the shared format (trace/trace.h): upcall handlers call it too, so no
  * stdio stream is used. */
 void laio_trace(struct laio_state *ls, const char *fmt, ...)
 {

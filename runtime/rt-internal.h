@@ -29,7 +29,7 @@
 #include <urcu/wfcqueue.h>
 #include "rt.h"
 #include "../activation/sa.h"
-#include "../activation/trace.h"
+#include "../trace/trace.h"
 #include "san.h"
 
 enum rt_state { RT_READY, RT_RUNNING, RT_BLOCKED, RT_WAITING, RT_DEAD, RT_FREE };

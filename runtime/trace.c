@@ -1,6 +1,6 @@
 /*
  * trace.c - a line per scheduling event (RT_TRACE=1) and the timeline (RT_TRACE_FILE), in the
- * format shared with the LAIO layer (activation/trace.h, docs/tracing.md).
+ * format shared with the LAIO layer (trace/trace.h, docs/tracing.md).
  *
  * It runs in upcall handlers and between user threads, where it must not block in the runtime,
  * take a stdio lock nor change errno: lines go out with one write(2) each, timeline records into

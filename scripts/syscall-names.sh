@@ -1,5 +1,5 @@
 #!/bin/sh
-# scripts/syscall-names.sh - the system call names of traces (activation/trace.c), from the
+# scripts/syscall-names.sh - the system call names of traces (trace/trace.c), from the
 # kernel's table (asm/unistd_64.h) of the machine that builds: a C initializer list,
 # one `[number] = "name",` per call. Usage: sh scripts/syscall-names.sh > names.h
 set -eu

@@ -279,7 +279,7 @@ static void identity_body(void *arg)
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL); /* a change made after the thread's first call */
 	struct timespec ts = { 0, 100 * 1000 * 1000 };
 	long r = laio_syscall(SYS_nanosleep, &ts, NULL);
-	EXPECT(r == -1 && errno == EINPROGRESS, "blocked");
+	EXPECT(r == -1 && errno == EINPROGRESS, "blocked: %ld under %s", r, laio_detector_name(SYS_nanosleep));
 	pthread_sigmask(SIG_SETMASK, NULL, &now);
 	EXPECT(sigismember(&now, SIGUSR1), "the signal mask follows the user context");
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);

@@ -9,7 +9,9 @@
  * on that stack jumped to garbage (test_race's upcall case, test_laio's per_thread_completions).
  * The verdict of call s is stored before ks_claiming is released, so the next claimer sees it.
  *
- * This replays the second claim directly against the state a claimer finds in that window. */
+ * This replays the second claim directly against the state a claimer finds in that window. The
+ * claim confirms that the runner sleeps in its call (kernel-shim/confirm.c): the runner here is
+ * a thread asleep in a read, or the test's own (running) thread. */
 #include <linux/membarrier.h>
 #include "test-util.h"
 #include "sa.h"
@@ -47,9 +49,34 @@ struct outcome {
 	bool runner_kept, claim_untouched;
 };
 
-/* A VP whose runner is inside call CALL of m, its verdict `verdict` (0: undecided), and a spare
- * claiming that call: did the claim take the VP? */
-static struct outcome attempt(uint64_t verdict)
+static int sleeper_pipe[2];
+static pid_t sleeper_tid;
+
+static pid_t spinner_tid;
+static int spinner_stop;
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&spinner_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&spinner_stop, __ATOMIC_ACQUIRE))
+		;
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	char c;
+	(void)arg;
+	__atomic_store_n(&sleeper_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	while (read(sleeper_pipe[0], &c, 1) < 0)
+		;
+	return NULL;
+}
+
+/* A VP whose runner (kernel thread `tid`) is inside call CALL of m, its verdict `verdict` (0:
+ * undecided), and a spare claiming that call: did the claim take the VP? */
+static struct outcome attempt(uint64_t verdict, pid_t tid)
 {
 	struct sa_mailbox mb = { 0 };
 	struct sa_thr_mailbox m;
@@ -73,17 +100,17 @@ static struct outcome attempt(uint64_t verdict)
 	vp->ks_runner = runner;
 	vp->ks_fs = ks_get_fs();            /* a won claim wears it: our own, nothing changes */
 	vp->ks_detector = SA_DETECT_PROBE;  /* nothing to arm after a won claim */
-	vp->ks_lazy = SA_DETECT_WATCHDOG;
+	vp->ks_sysfd = -1;                  /* no descriptor of the runner's yet */
 	vp->ks_refs = 1;                    /* the claimer's */
 	runner->ks_role = KS_RUNNER;
 	runner->ks_vp = vp;
 	runner->ks_perf_fd = -1;
-	runner->ks_tid = (pid_t)syscall(SYS_gettid);
+	runner->ks_tid = tid;
 	spare->ks_role = KS_STANDBY;
 	spare->ks_fs = vp->ks_fs;
 	spare->ks_perf_fd = -1;
 	spare->ks_kstack_top = kstack + KS_KSTACK_SIZE;
-	spare->ks_tid = runner->ks_tid;
+	spare->ks_tid = (pid_t)syscall(SYS_gettid);
 
 	struct attempt a = { spare, vp, &m };
 	nblocked = 0;
@@ -94,6 +121,8 @@ static struct outcome attempt(uint64_t verdict)
 	o.claim_untouched = m.tm_claim == 0 && m.tm_verdict == verdict;
 	cr_expect_eq(vp->ks_claiming, 0, "ks_claiming released");
 
+	if (vp->ks_sysfd >= 0)
+		close(vp->ks_sysfd);
 	ks_stack_clean(stack, STACK); /* frames abandoned by jumps */
 	ks_stack_clean(upcall_stack, STACK);
 	ks_stack_clean(kstack, KS_KSTACK_SIZE);
@@ -114,24 +143,40 @@ Test(regress_claim, decided_call_is_not_claimed_again)
 	if (q < 0 || !(q & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
 		cr_skip_test("no membarrier: no claim can be won here");
 
+	pthread_t t;
+	cr_assert_eq(pipe(sleeper_pipe), 0);
+	cr_assert_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+	while (!__atomic_load_n(&sleeper_tid, __ATOMIC_ACQUIRE))
+		sched_yield();
+	usleep(20000); /* asleep in its read by now */
+
 	/* control: an undecided call in progress is taken, with one BLOCKED upcall */
-	struct outcome o = attempt(0);
+	struct outcome o = attempt(0, sleeper_tid);
 	cr_assert_eq(o.won, 1, "an undecided call in progress must be claimable (setup)");
 	cr_assert_eq(o.nblocked, 1);
 	cr_assert(!o.runner_kept);
 
 	/* the window of C5: call CALL was won, the winner has not started its upcall yet */
-	o = attempt((CALL << 1) | 1);
+	o = attempt((CALL << 1) | 1, sleeper_tid);
 	cr_expect_eq(o.won, 0, "a call already won was claimed a second time");
 	cr_expect_eq(o.nblocked, 0, "a second BLOCKED upcall for the same call");
 	cr_expect(o.runner_kept, "the VP changed hands twice for one call");
 	cr_expect(o.claim_untouched, "the second claimer wrote tm_claim or tm_verdict");
 
-	/* a claimer that backed off without the runner having left (membarrier failed): the
-	   runner may already have read this verdict and gone back to its user code */
-	o = attempt(CALL << 1);
-	cr_expect_eq(o.won, 0, "a call whose claim was given up was claimed again");
+	/* a claim refused earlier (the runner was running): the runner may already have read
+	   that verdict and gone back to its user code. A new claim may look again, but must not
+	   take a VP whose runner runs: the confirmation refuses it */
+	pthread_t sp;
+	cr_assert_eq(pthread_create(&sp, NULL, spinner, NULL), 0);
+	while (!__atomic_load_n(&spinner_tid, __ATOMIC_ACQUIRE))
+		sched_yield();
+	o = attempt(CALL << 1, spinner_tid);
+	__atomic_store_n(&spinner_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(sp, NULL);
+	cr_expect_eq(o.won, 0, "a running runner's call was claimed");
 	cr_expect_eq(o.nblocked, 0);
 	cr_expect(o.runner_kept);
-	cr_expect(o.claim_untouched);
+
+	cr_assert_eq(write(sleeper_pipe[1], "x", 1), 1);
+	pthread_join(t, NULL);
 }

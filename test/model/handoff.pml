@@ -10,8 +10,12 @@
  *
  * Memory: x86-TSO where it matters. Every activation has a one-entry store buffer. The
  * runner's T3 store to tm_sys goes into it and the T4 load of tm_claim overtakes it; a locked
- * instruction (xchg, CAS) or a seq_cst store drains the issuer's buffer first; the claimer's
- * membarrier at C2 drains every buffer (MEMBARRIER_CMD_PRIVATE_EXPEDITED: every running thread
+ * instruction (xchg, CAS) or a seq_cst store drains the issuer's buffer first. A call may sleep
+ * in the kernel (asleep[a]): the switch out drains the sleeper's buffer, and the wakeup and the
+ * switch back in are full barriers. At C2 the claimer confirms that the runner sleeps in its
+ * call (kernel-shim/confirm.c: the kernel checks it under the run-queue lock after the
+ * claimer's own fence), and otherwise refuses; where that cannot be told it falls back to
+ * membarrier, which drains every buffer (MEMBARRIER_CMD_PRIVATE_EXPEDITED: every running thread
  * executes a full barrier; a thread that does not run has an empty buffer).
  *
  * Atomicity: one Promela step per interaction with other actors. Steps are merged where the C
@@ -32,7 +36,10 @@
  *   reports ECANCELED without running; after T6 no two activations wear one TLS block.
  *
  * Deliberately broken variants (spin -DNAME); each must be caught:
- *   BROKEN_NO_MEMBARRIER     the claimer skips C2
+ *   BROKEN_NO_MEMBARRIER     the claimer skips C2 (neither confirms nor pays a barrier)
+ *   BROKEN_NO_VERDICT_RESET  a claim after a refused one does not clear the verdict at C1: a
+ *                            runner that wakes may read the refusal and go on as the owner
+ *                            while the new claim wins
  *   BROKEN_NO_CLAIM_LOCK     the claimer skips the C0 compare-and-swap
  *   BROKEN_EARLY_COMPLETION  the upcall handler drains sa_completed before it registers the
  *                            blocked mailbox
@@ -131,6 +138,7 @@ byte pool;                /* act.c `pool` (a LIFO under pool_lock): bit set of a
 bit  vp_futex_sleeper[NVP];   /* the runner of v sleeps in futex_wait(&vp->ks_parked) */
 bit  act_futex_sleeper[NACT]; /* spare a sleeps in futex_wait(&act->ks_wake) */
 bit  sig_pending[NACT];       /* KS_SIG_CANCEL sent to a (tgkill), not yet taken */
+bit  asleep[NACT];            /* a sleeps in the kernel inside its call, off every CPU */
 byte sb_kind[NACT];
 byte sb_idx[NACT];
 byte sb_val[NACT];
@@ -380,6 +388,14 @@ user:
 
 	/* ------------------------------------------------ the trap (trap.S ks_trap) */
 trap:
+	/* The call may sleep in the kernel (a blocked call) or run through (one that does not
+	 * block, or runs long without sleeping). Going to sleep drains the store buffer; waking
+	 * is a full barrier. */
+	if
+	:: atomic { flush(a); asleep[a] = 1 };
+	   asleep[a] = 0
+	:: skip
+	fi;
 	/* T2: the call runs in the kernel, for any time (until this step is taken); a cancel
 	 * signal taken between T1 and the syscall instruction (ks_trap_window) or during the
 	 * call makes it EINTR. T3: tm_sys = s + 1, a plain store: into the store buffer.
@@ -547,9 +563,9 @@ end_wait:
 			if
 			:: sa_curthread[v] != m || tm_sys[m] != s -> park_spare(); goto spare_wait
 #ifndef AS_WRITTEN_RECLAIM
-			/* a call already decided is not claimed again: its verdict was stored
-			 * before ks_claiming was released */
-			:: (tm_verdict[m] >> 1) == s -> park_spare(); goto spare_wait
+			/* a call already won is not claimed again: its verdict was stored before
+			 * ks_claiming was released (a refused one may be: it may block yet) */
+			:: tm_verdict[m] == ((s << 1) | 1) -> park_spare(); goto spare_wait
 #endif
 			:: else -> ks_claiming[v] = 1; goto claim
 			fi
@@ -573,13 +589,25 @@ end_wait:
 
 	/* ------------------------------------------------ ks_claim() (claim.c) */
 claim:
-	/* C1: tm_claim = s (a plain store; it is taken as visible at once: the membarrier that
-	 * follows drains it anyway, and before that only the runner's T4 reads it).
-	 * C2: membarrier. C3: x = tm_sys; x != s: lost, verdict s<<1, ks_claiming = 0. */
-	tm_claim[m] = s;
+	/* C1: no verdict yet (tm_verdict = 0), then tm_claim = s (plain stores; taken as visible
+	 * at once: the fence of C2 drains them, and before that only the runner's T4/T5 read
+	 * them). */
+	atomic {
+#ifndef BROKEN_NO_VERDICT_RESET
+		tm_verdict[m] = 0;
+#endif
+		tm_claim[m] = s
+	};
+	/* C2: the runner sleeps in its call: go on, no barrier needed; it runs: refuse (verdict
+	 * s<<1); cannot tell: membarrier. C3: x = tm_sys; x != s: lost, verdict s<<1. */
 	atomic {
 #ifndef BROKEN_NO_MEMBARRIER
-		membarrier();
+		if
+		:: asleep[ks_runner[v]] -> skip
+		:: !asleep[ks_runner[v]] -> tm_verdict[m] = s << 1; ks_claiming[v] = 0;
+			park_spare(); goto spare_wait
+		:: membarrier()
+		fi;
 #endif
 		if
 		:: tm_sys[m] != s -> tm_verdict[m] = s << 1; ks_claiming[v] = 0;

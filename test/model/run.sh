@@ -77,6 +77,7 @@ runs=(
 	"correct ok safety"
 	"correct-ltl ok ltl"
 	"BROKEN_NO_MEMBARRIER violation safety -DBROKEN_NO_MEMBARRIER"
+	"BROKEN_NO_VERDICT_RESET violation safety -DBROKEN_NO_VERDICT_RESET"
 	"BROKEN_NO_CLAIM_LOCK violation safety -DBROKEN_NO_CLAIM_LOCK"
 	"BROKEN_EARLY_COMPLETION violation safety -DBROKEN_EARLY_COMPLETION"
 	"BROKEN_PARK_NO_RECHECK violation safety -DBROKEN_PARK_NO_RECHECK"

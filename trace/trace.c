@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "trace.h"
-#include "../kernel-shim/ks.h"
+
 
 static const char *const call_names[] = {
 #include "syscall-names.h"
@@ -27,9 +27,17 @@ static const char *const call_names[] = {
 
 static uint64_t t0;
 
+/* CLOCK_MONOTONIC in ns: the clock of the shim's timestamps (tm_done_ns) too */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t sa_trace_now(void)
 {
-	return ks_now_ns() - t0; /* the shim's clock: tm_done_ns is on it too */
+	return mono_ns() - t0;
 }
 
 const char *sa_trace_call_name(long nr, char buf[24])
@@ -741,7 +749,7 @@ void sa_tl_buf_free(struct sa_tl_buf *b)
 /* One origin for every layer's times; and line-buffered stdout before main() writes. */
 __attribute__((constructor)) static void trace_init(void)
 {
-	t0 = ks_now_ns();
+	t0 = mono_ns();
 	if ((sa_trace_env_on("LAIO_TRACE") || sa_trace_env_on("RT_TRACE")))
 		sa_trace_stdout_lines();
 }

@@ -15,7 +15,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "sa.h"
+#include "../activation/sa.h"
 
 /* Nanoseconds since the process-wide origin of every trace (taken when the library loads). */
 uint64_t sa_trace_now(void);
