@@ -32,7 +32,7 @@ EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 EVENT_LIBS := $(BUILD)/liblaio-event.a $(BUILD)/liblaio-event.so $(BUILD)/laio-event.pc
 SONAME   := liblaio.so.$(SOMAJOR)
 
-.PHONY: all help deps deps-check test-deps bench-deps macrobench-deps timeline-deps check test model check-asan check-tsan install uninstall \
+.PHONY: install-check all help deps deps-check test-deps bench-deps macrobench-deps timeline-deps check test model check-asan check-tsan install uninstall \
         clean bench bench-quick stress examples macrobench macrobench-quick results pc timeline FORCE
 # `make` builds; it never installs packages (`make deps` does, as root): deps-check says what is
 # missing and fails.
@@ -53,7 +53,9 @@ help:
 	@echo 'make timeline        a PNG of a trace file: TRACE=f.json [OUT=f.png] (docs/tracing.md)'
 	@echo 'make results         the tables of docs/results.md from the last benchmark CSVs'
 	@echo 'make install         PREFIX=/usr/local DESTDIR= LIBDIR=$$(PREFIX)/lib INCLUDEDIR= MANDIR='
-	@echo 'make uninstall       the same variables; removes what install put there'
+	@echo 'make uninstall       the same variables; removes what install put there, and the'
+	@echo '                     directories it created; install runs ldconfig (LDCONFIG=) when the'
+	@echo '                     dynamic linker searches LIBDIR'
 	@echo 'make clean           remove build, build-asan, build-tsan'
 	@echo 'Variables: CFLAGS, LDFLAGS (added to what the build needs), BUILD=dir, CC'
 
@@ -191,9 +193,15 @@ macrobench macrobench-quick: macrobench-deps all
 INC_INSTALL := laio/laio.h:laio.h activation/sa.h:laio/sa.h runtime/rt.h:laio/rt.h \
                $(if $(HAVE_LIBEVENT),laio/laio_event.h:laio/event.h)
 MAN_PAGES   := $(wildcard docs/man/*.3 docs/man/*.7)
-install: all pc
-	install -d $(DESTDIR)$(INCLUDEDIR)/laio $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+INSTALL_DIRS := $(INCLUDEDIR)/laio $(LIBDIR)/pkgconfig $(MANDIR)/man3 $(MANDIR)/man7
+# The directories install created, so that uninstall removes those and no others.
+INSTALL_RECORD := $(INCLUDEDIR)/laio/.installed-dirs
+LDCONFIG ?= ldconfig
+# Said first, before anything is built: without permission, install -d's own message is misleading.
+install-check:
+	@sh scripts/install-dirs.sh check $(addprefix $(DESTDIR),$(INSTALL_DIRS))
+install: install-check all pc
+	sh scripts/install-dirs.sh create "$(DESTDIR)" $(INSTALL_RECORD) $(INSTALL_DIRS)
 	for h in $(INC_INSTALL); do install -m 644 "$${h%%:*}" "$(DESTDIR)$(INCLUDEDIR)/$${h#*:}"; done
 	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/liblaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -208,15 +216,17 @@ ifeq ($(HAVE_LIBEVENT),yes)
 	install -m 644 $(BUILD)/laio-event.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 endif
 	for m in $(MAN_PAGES); do install -m 644 "$$m" "$(DESTDIR)$(MANDIR)/man$${m##*.}/"; done
+	$(if $(DESTDIR),,@sh scripts/install-dirs.sh ldconfig $(LDCONFIG) $(LIBDIR))
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/laio.h $(DESTDIR)$(INCLUDEDIR)/laio/sa.h \
 		$(DESTDIR)$(INCLUDEDIR)/laio/rt.h $(DESTDIR)$(INCLUDEDIR)/laio/event.h
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/laio 2>/dev/null
 	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,liblaio.a liblaio.so liblaio.so.$(SOMAJOR) \
 		liblaio.so.$(VERSION) liblaio-event.a liblaio-event.so liblaio-event.so.$(SOMAJOR) \
 		liblaio-event.so.$(VERSION) pkgconfig/laio.pc pkgconfig/laio-event.pc)
 	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	sh scripts/install-dirs.sh remove "$(DESTDIR)" $(INSTALL_RECORD)
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/laio 2>/dev/null
 
 clean:
 	rm -rf build build-asan build-tsan

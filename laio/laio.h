@@ -21,6 +21,11 @@
 #include <stddef.h>
 #include <time.h>
 
+/* Strict ISO C99 (-std=c99, no POSIX feature macro) has a <time.h> without struct timespec; the
+ * declaration gives laio_poll()'s parameter file scope there, so the header stays warning-free
+ * and a program that defines _POSIX_C_SOURCE gets the same type. */
+struct timespec;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
