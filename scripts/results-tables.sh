@@ -4,7 +4,8 @@
 # Usage: sh scripts/results-tables.sh [BUILD_DIR]            the tables on stdout
 #        sh scripts/results-tables.sh BUILD_DIR --update FILE the tables replace what stands
 #            between the lines "<!-- generated tables -->" and "<!-- end of generated tables -->"
-#            of FILE (docs/results.md; `make results` does this)
+#            of FILE (docs/results.md; `make results` does this). A section ("### ...") whose
+#            CSV is absent keeps the text FILE has for it, and the script says so on stderr.
 #   BUILD_DIR/pipebench.csv          make bench (or bench-quick)
 #   BUILD_DIR/handoff.csv            make bench (or bench-quick)
 #   BUILD_DIR/macrobench.csv         make macrobench (or macrobench-quick), with
@@ -15,10 +16,35 @@ if [ "${2:-}" = --update ]; then
 	file=$3
 	out=$(mktemp)
 	sh "$0" "$build" >"$out.tables"
+	# sections are keyed by their heading up to the CSV's name: "### The web server"
 	awk -v tables="$out.tables" '
-		/^<!-- generated tables -->$/ { print; while ((getline l < tables) > 0) print l; skip = 1; next }
-		/^<!-- end of generated tables -->$/ { skip = 0 }
-		!skip { print }' "$file" >"$out"
+		function key(h) { sub(/ *\(`.*/, "", h); return h }
+		function take(text, into, order,    n, i, k, lines) {
+			n = split(text, lines, "\n"); k = ""
+			if (n > 0 && lines[n] == "") n--  # the text ends with a newline
+			for (i = 1; i <= n; i++) {
+				if (lines[i] ~ /^### /) { k = key(lines[i]); order[++order[0]] = k }
+				if (k != "") into[k] = into[k] lines[i] "\n"
+			}
+		}
+		BEGIN { while ((getline l < tables) > 0) fresh = fresh l "\n" }
+		/^<!-- generated tables -->$/ { print; skip = 1; next }
+		/^<!-- end of generated tables -->$/ {
+			take(old, was, oldorder); take(fresh, now, neworder)
+			for (i = 1; i <= oldorder[0]; i++) {
+				k = oldorder[i]
+				if (k in now) printf "%s", now[k]
+				else {
+					printf "%s", was[k]
+					printf "results: kept \"%s\" as it was: its CSV is not in the build directory\n", k > "/dev/stderr"
+				}
+				done[k] = 1
+			}
+			for (i = 1; i <= neworder[0]; i++) if (!(neworder[i] in done)) printf "%s", now[neworder[i]]
+			skip = 0
+		}
+		skip { old = old $0 "\n"; next }
+		{ print }' "$file" >"$out"
 	mv "$out" "$file"
 	rm -f "$out.tables"
 	exit 0
@@ -53,16 +79,17 @@ pipe_tables() {
 			m = k == 0 ? "full" : "empty"
 			u = k == 0 ? "ns" : "us"; d = k == 0 ? 1 : 1000
 			print "Pipe **" m "** (" (k == 0 ? "no read blocks" : "every read blocks") "):\n"
-			print "| variant | " u "/read | spread | x raw | x NB | x AIO | x io_uring | notes |"
-			print "|---|---:|---:|---:|---:|---:|---:|---|"
+			print "| variant | " u "/read | spread | x raw | x NB | x AIO | x io_uring | paper | notes |"
+			print "|---|---:|---:|---:|---:|---:|---:|---|---|"
 			for (i = 1; i <= n[m]; i++) {
 				delete f
 				csv(row[m, i], f)
-				if (f[col["status"]] != "ok") { print "| " f[col["variant"]] " | - | | | | | | " f[col["status"]] " |"; continue }
+				if (f[col["status"]] != "ok") { print "| " f[col["variant"]] " | - | | | | | | | " f[col["status"]] " |"; continue }
 				note = f[col["detector"]] != "" ? "detector " f[col["detector"]] ", blocked " sprintf("%.1f%%", 100 * f[col["blocked_share"]]) : ""
-				printf "| %s | %.*f | %.*f-%.*f | %.2f | %.2f | %.2f | %.2f | %s |\n", f[col["variant"]],
+				printf "| %s | %.*f | %.*f-%.*f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n", f[col["variant"]],
 					k, f[col["median_ns"]] / d, k, f[col["min_ns"]] / d, k, f[col["max_ns"]] / d,
-					f[col["ratio_raw"]], f[col["ratio_nb"]], f[col["ratio_aio"]], f[col["ratio_uring"]], note
+					f[col["ratio_raw"]], f[col["ratio_nb"]], f[col["ratio_aio"]], f[col["ratio_uring"]],
+					f[col["paper"]], note
 			}
 			print ""
 		}
