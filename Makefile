@@ -50,7 +50,8 @@ help:
 	@echo 'make model           the Spin models of the hand-off protocol and the idle standby'
 	@echo 'make stress          the long race stress (10 million calls per detector)'
 	@echo 'make examples        build the programs of docs/examples'
-	@echo 'make timeline        a PNG of a trace file: TRACE=f.json [OUT=f.png] (docs/tracing.md)'
+	@echo 'make timeline        a PNG of a trace file: TRACE=f.json [OUT=f.png] [FROM=ms TO=ms]'
+	@echo '                     (a window; docs/tracing.md)'
 	@echo 'make results         the tables of docs/results.md from the last benchmark CSVs'
 	@echo 'make install         PREFIX=/usr/local DESTDIR= LIBDIR=$$(PREFIX)/lib INCLUDEDIR= MANDIR='
 	@echo 'make uninstall       the same variables; removes what install put there, and the'
@@ -151,15 +152,17 @@ test: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@sh test/install/install-test.sh $(BUILD)
 	@$(MAKE) --no-print-directory model
 
-# A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png]; without
-# TRACE, the paper's example is run and drawn into $(BUILD)/laio_paper_timeline.png.
+# A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png] [FROM=ms] [TO=ms];
+# without TRACE, the paper's example is run and drawn into $(BUILD)/laio_paper_timeline.png.
+# FROM and TO: a window, in ms since the trace's first event.
 timeline: timeline-deps $(if $(TRACE),,$(BUILD)/docs/examples/laio_paper)
 	@if [ -n "$(TRACE)" ]; then \
-		sh scripts/timeline.sh "$(TRACE)" "$(or $(OUT),$(basename $(TRACE)).png)"; \
+		sh scripts/timeline.sh "$(TRACE)" "$(or $(OUT),$(basename $(TRACE)).png)" "$(notdir $(TRACE))" \
+			"$(FROM)" "$(TO)"; \
 	else \
 		LAIO_TRACE_FILE=$(BUILD)/laio_paper.json $(BUILD)/docs/examples/laio_paper >/dev/null && \
 		sh scripts/timeline.sh $(BUILD)/laio_paper.json $(or $(OUT),$(BUILD)/laio_paper_timeline.png) \
-			"docs/examples/laio_paper.c: LAIO_TRACE_FILE timeline"; \
+			"docs/examples/laio_paper.c: LAIO_TRACE_FILE timeline" "$(FROM)" "$(TO)"; \
 	fi
 
 model:
