@@ -42,7 +42,8 @@ help:
 	@echo 'make                 build/liblaio.a, build/liblaio.so (and the libevent adapter when'
 	@echo '                     libevent is installed): never installs packages'
 	@echo 'make deps            install the Debian packages the build needs (as root)'
-	@echo 'make test            every Criterion suite, the examples, the install check, the model'
+	@echo 'make test            every Criterion suite, the examples, the install check, the'
+	@echo '                     output check of the benchmarks and scripts, the model'
 	@echo 'make bench           the paper'"'"'s pipe microbenchmark, side by side (bench-quick: short)'
 	@echo 'make macrobench      the paper'"'"'s web-server experiment (~20 min; macrobench-quick)'
 	@echo 'make check-asan      the suites under AddressSanitizer and UBSan'
@@ -150,6 +151,7 @@ test: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@if [ -f macrobench/Makefile ]; then $(MAKE) --no-print-directory -C macrobench all BUILD=$(abspath $(BUILD)); fi
 	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
 	@sh test/install/install-test.sh $(BUILD)
+	@sh test/tools/tools-test.sh $(BUILD)
 	@$(MAKE) --no-print-directory model
 
 # A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png] [FROM=ms] [TO=ms];

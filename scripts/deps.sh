@@ -23,6 +23,7 @@ test)
 	have_cmd g++ || need="$need g++"                       # the installed headers from C++
 	have_cmd groff || need="$need groff-base"              # the man page check
 	have_cmd man || need="$need man-db"
+	have_cmd gnuplot || need="$need gnuplot-nox"           # the timeline picture's check
 	;;
 bench)
 	have_hdr liburing.h || need="$need liburing-dev"       # the io_uring variant

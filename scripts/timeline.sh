@@ -9,6 +9,9 @@
 # as a narrow grey band saying how long it was: a 5 ms poll timeout would otherwise take the
 # width and crowd every hand-off into its last pixels. Times on the axis stay the real ones.
 #
+# TIMELINE_DATA=dir keeps what is drawn there (the test checks it): spans.d, in.d and above.d
+# (the labels), axis (tics and bands).
+#
 # It reads the files this library writes, whose events are one per line; it is not a general
 # JSON reader (Perfetto and chrome://tracing open any trace-event file).
 set -eu
@@ -160,14 +163,14 @@ END {
 	for (i = 1; i <= ns; i++) {
 		w = sb[i] - sa[i]; if (w < minw) w = minw
 		printf "%.6f %d %.6f %d\n", sa[i] + w / 2, sl[i], w / 2, sc[i] > (dir "/spans.d")
-		# the label: inside the box if it fits, else above it, on the lowest of three rows
+		# the label: inside the box if it fits, else above it, on the lowest of four rows
 		# free there in this lane, starting where a thin line up from the box ends
 		tw = (length(st[i]) * 6 + 8) * per_px
 		cx = sa[i] + w / 2
 		if (tw < w) { printf "%.6f %d \"%s\"\n", cx, sl[i], st[i] > (dir "/in.d"); continue }
 		x = cx - 2 * per_px
 		best = 1; bestend = 1e300
-		for (r = 1; r <= 3; r++) {
+		for (r = 1; r <= 4; r++) {
 			key = sl[i] SUBSEP r
 			end = (key in right) ? right[key] : -1e300
 			if (end < x) { best = r; bestend = -1; break }
@@ -202,6 +205,21 @@ height=$((200 + 95 * nl))
 window=""
 [ -z "$from$to" ] || window=" (window ${from:-0} to ${to:-end} ms)"
 
+# the plot's parts; an empty file is left out (gnuplot would warn about it)
+part() {
+	[ -s "$tmp/$1" ] && printf "%s'%s' %s" "${sep:-}" "$tmp/$1" "$2" && sep=", "
+	return 0
+}
+plots() {
+	sep=""
+	part spans.d "using 1:2:3:(0.15):4 with boxxyerror lc rgb variable title 'system call: blue did not block, orange blocked (until it finished); grey laio_poll'"
+	part in.d "using 1:2:3 with labels center font ',8' notitle"
+	part leaders.d "using 1:2:3:4 with vectors nohead lc rgb '#888888' notitle"
+	part above.d "using 1:2:3 with labels left font ',8' notitle"
+	part flows.d "using 1:2:3:4:5 with vectors head filled size screen 0.008,15 lc rgb variable title 'flow: the blocked call to the flow going on (blue), to its completion (green)'"
+	part marks.d "using 1:2:3 with points pt variable ps 1.5 lc rgb 'red' title 'upcall BLOCKED (triangle), UNBLOCKED (diamond), completion seen (circle)'"
+}
+
 term="pngcairo size $width,$height font 'Sans,9'"
 gnuplot -e "set terminal" 2>&1 | grep -q pngcairo || term="png size $width,$height"
 gnuplot <<GP
@@ -219,11 +237,10 @@ set lmargin at screen 0.21
 set rmargin at screen 0.965
 set key outside bottom center horizontal maxrows 3
 set style fill solid 0.7 border -1
-plot '$tmp/spans.d' using 1:2:3:(0.15):4 with boxxyerror lc rgb variable title 'system call: blue did not block, orange blocked (until it finished); grey laio_poll', \
-     '$tmp/in.d' using 1:2:3 with labels center font ',8' notitle, \
-     '$tmp/leaders.d' using 1:2:3:4 with vectors nohead lc rgb '#888888' notitle, \
-     '$tmp/above.d' using 1:2:3 with labels left font ',8' notitle, \
-     '$tmp/flows.d' using 1:2:3:4:5 with vectors head filled size screen 0.008,15 lc rgb variable title 'flow: the blocked call to the flow going on (blue), to its completion (green)', \
-     '$tmp/marks.d' using 1:2:3 with points pt variable ps 1.5 lc rgb 'red' title 'upcall BLOCKED (triangle), UNBLOCKED (diamond), completion seen (circle)'
+plot $(plots)
 GP
+if [ -n "${TIMELINE_DATA:-}" ]; then
+	mkdir -p "$TIMELINE_DATA"
+	cp "$tmp"/*.d "$tmp/axis" "$TIMELINE_DATA/"
+fi
 echo "timeline: $out"
