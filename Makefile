@@ -185,7 +185,7 @@ stress: all
 
 # Each installs what it needs first (prerequisites run left to right), then builds.
 bench bench-quick: bench-deps all
-	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
+	@$(MAKE) --no-print-directory -C microbench $@ BUILD=$(abspath $(BUILD))
 
 # docs/results.md's tables, from the CSVs the last `make bench` and `make macrobench` wrote
 results:
