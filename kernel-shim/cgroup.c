@@ -178,22 +178,22 @@ static int remove_tree(const char *dir)
 	return remove_group(dir);
 }
 
-static void count_laio_cb(const char *path, const char *name, void *arg)
+static void count_cb(const char *path, const char *name, void *arg)
 {
 	(void)path;
 	(void)name;
 	++*(int *)arg;
 }
 
-/* v2: take back the '+cpu' this process added to the base, unless another laio directory is
- * there (a process that found it enabled and relies on it). */
+/* v2: take back the '+cpu' this process added to the base, unless the base has a child
+ * directory left (another process's, which may rely on it by now). */
 static void drop_cpu(void)
 {
-	int others = 0;
+	int children = 0;
 	if (!cg.added_cpu)
 		return;
-	cg_each_subdir(cg.where.base, "laio.", count_laio_cb, &others);
-	if (!others)
+	cg_each_subdir(cg.where.base, "", count_cb, &children);
+	if (!children)
 		file_in(cg.where.base, "cgroup.subtree_control", "-cpu");
 	cg.added_cpu = 0;
 }

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "test-util.h"
@@ -43,8 +44,12 @@ static void task_cgroup(pid_t tid, const char *ctl, char *out, size_t len)
 			continue;
 		*p = 0;
 		line[strcspn(line, ":")] = 0;
-		int v2 = strcmp(line, "0") == 0 && c[1] == 0;
-		int match = strcmp(ctl, "") == 0 ? v2 : strstr(c + 1, ctl) != NULL && !v2;
+		int v2 = strcmp(line, "0") == 0 && c[1] == 0, match = 0;
+		if (strcmp(ctl, "") == 0)
+			match = v2;
+		else
+			for (char *save, *w = strtok_r(c + 1, ",", &save); w; w = strtok_r(NULL, ",", &save))
+				match |= strcmp(w, ctl) == 0;
 		if (match) {
 			p[1 + strcspn(p + 1, "\n")] = 0;
 			snprintf(out, len, "%s", p + 1);
@@ -137,6 +142,19 @@ Test(cgroup, in_use_as_root)
 	cr_expect(exists(ks_cg_proc_dir()));
 }
 
+static int is_threaded(const char *dir)
+{
+	char path[1200], buf[64] = "";
+	snprintf(path, sizeof path, "%s/cgroup.type", dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (!fgets(buf, sizeof buf, f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	return strcmp(buf, "threaded\n") == 0;
+}
+
 static void enter_and_leave(enum ks_cg_want want)
 {
 	need_cg(want);
@@ -148,6 +166,10 @@ static void enter_and_leave(enum ks_cg_want want)
 	struct ks_cg *g = ks_cg_new();
 	cr_assert_not_null(g, "ks_cg_new: %s", strerror(errno));
 	cr_expect(exists(ks_cg_dir(g)));
+	if (strcmp(ks_cg_mode(), "v2") == 0) {
+		cr_expect(is_threaded(ks_cg_proc_dir()), "%s is not threaded", ks_cg_proc_dir());
+		cr_expect(is_threaded(ks_cg_dir(g)), "%s is not threaded", ks_cg_dir(g));
+	}
 	cr_assert_eq(ks_cg_enter(g, k.tid), 0);
 	cpu_cgroup(k.tid, now, sizeof now);
 	cr_expect(path_is_dir(now, ks_cg_dir(g)), "in %s, not in %s", now, ks_cg_dir(g));
@@ -189,15 +211,19 @@ Test(cgroup, enter_errors_leave_errno_alone)
 /* The process's directory weighs one thread of the process's nice value per VP group. */
 Test(cgroup, process_weight_follows_vp_count)
 {
-	need_cg(KS_CG_V1);
+	errno = 0;
+	if (getpriority(PRIO_PROCESS, 0) != 0 || errno)
+		cr_skip_test("the suite does not run at nice 0");
+	need_cg(KS_CG_AUTO);
+	int v2 = strcmp(ks_cg_mode(), "v2") == 0;
 	char path[1200], buf[64];
 	struct ks_cg *a = ks_cg_new(), *b = ks_cg_new();
 	cr_assert(a && b);
-	snprintf(path, sizeof path, "%s/cpu.shares", ks_cg_proc_dir());
+	snprintf(path, sizeof path, "%s/%s", ks_cg_proc_dir(), v2 ? "cpu.weight" : "cpu.shares");
 	FILE *f = fopen(path, "r");
 	cr_assert(f && fgets(buf, sizeof buf, f));
 	fclose(f);
-	cr_expect_eq(atol(buf), 2 * 1024, "cpu.shares %s", buf);
+	cr_expect_eq(atol(buf), v2 ? 200 : 2 * 1024, "%s: %s", path, buf);
 	ks_cg_free(a);
 	ks_cg_free(b);
 }
@@ -229,7 +255,7 @@ static void *idle_main(void *a)
 
 Test(cgroup, idle_thread_runs_beside_hog, .timeout = 120)
 {
-	need_cg(KS_CG_V1);
+	need_cg(KS_CG_AUTO);
 	pid_t hog = fork();
 	if (hog == 0) {
 		pin(0);
@@ -443,34 +469,85 @@ Test(cgroup, nobody_gets_a_reason)
 	cr_log_info("as nobody: %s", why);
 }
 
-/* The v1 'memory' hierarchy of the process (mount point and path), or skip. */
-static void memory_cgroup(char *dir, size_t len)
-{
-	char line[1024], mnt[512] = "", path[512];
-	FILE *f = fopen("/proc/self/mounts", "re");
-	while (f && fgets(line, sizeof line, f)) {
-		char m[512], type[64], opts[512];
-		if (sscanf(line, "%*s %511s %63s %511s", m, type, opts) == 3 &&
-		    strcmp(type, "cgroup") == 0 && strstr(opts, "memory"))
-			snprintf(mnt, sizeof mnt, "%s", m);
-	}
-	if (f)
-		fclose(f);
-	task_cgroup(gettid_(), "memory", path, sizeof path);
-	if (!mnt[0] || !path[0])
-		cr_skip_test("no cgroup v1 memory hierarchy here");
-	snprintf(dir, len, "%s%s/laio-test-mem.%d", mnt, strcmp(path, "/") ? path : "", (int)getpid());
-}
-
 static void set_file(const char *dir, const char *file, const char *v)
 {
-	char path[1200];
+	char path[1400];
 	snprintf(path, sizeof path, "%s/%s", dir, file);
 	FILE *f = fopen(path, "w");
 	if (f) {
 		fputs(v, f);
 		fclose(f);
 	}
+}
+
+/* The mount point of a hierarchy from /proc/self/mounts: fstype, and an option it must have. */
+static int mount_of(const char *fstype, const char *opt, char *out, size_t len)
+{
+	char line[1024];
+	int found = 0;
+	FILE *f = fopen("/proc/self/mounts", "re");
+	while (f && fgets(line, sizeof line, f)) {
+		char m[512], type[64], opts[512];
+		if (sscanf(line, "%*s %511s %63s %511s", m, type, opts) == 3 && strcmp(type, fstype) == 0 &&
+		    (!opt || strstr(opts, opt))) {
+			snprintf(out, len, "%s", m);
+			found = 1;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* v2: a base with a populated domain child cannot be a threaded domain; the kernel refuses,
+ * and the reason says so. */
+Test(cgroup, v2_base_with_domain_children_says_why)
+{
+	char mnt[512], path[512], b[1100], dom[1200], pid_s[32], why[2048] = "";
+	int p[2], st;
+	if (geteuid() != 0)
+		cr_skip_test("not root: cannot make v2 cgroups");
+	task_cgroup(gettid_(), "", path, sizeof path);
+	if (!mount_of("cgroup2", NULL, mnt, sizeof mnt) || !path[0])
+		cr_skip_test("no cgroup v2 hierarchy here");
+	snprintf(b, sizeof b, "%s%s/laio-test-dom.%d", mnt, strcmp(path, "/") ? path : "", (int)getpid());
+	snprintf(dom, sizeof dom, "%s/dom", b);
+	cr_assert(mkdir(b, 0755) == 0 && mkdir(dom, 0755) == 0, "%s: %s", b, strerror(errno));
+	pid_t sleeper = fork();
+	if (sleeper == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(pid_s, sizeof pid_s, "%d", (int)sleeper);
+	set_file(dom, "cgroup.procs", pid_s);
+	make_pipe(p);
+	pid_t pid = fork();
+	if (pid == 0) {
+		const char *w;
+		snprintf(pid_s, sizeof pid_s, "%d", (int)getpid());
+		set_file(b, "cgroup.procs", pid_s);
+		int r = ks_cg_init_as(1, KS_CG_V2_NOCPU, &w);
+		_exit(write(p[1], w, strlen(w) + 1) < 0 ? 3 : r);
+	}
+	cr_expect_gt(read(p[0], why, sizeof why), 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	kill(sleeper, SIGKILL);
+	waitpid(sleeper, NULL, 0);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, why);
+	cr_expect(strstr(why, "threaded domain") != NULL, "the reason: %s", why);
+	cr_log_info("%s", why);
+	cr_expect_eq(rmdir(dom), 0);
+	cr_expect_eq(rmdir(b), 0);
+}
+
+/* The v1 'memory' hierarchy of the process (mount point and path), or skip. */
+static void memory_cgroup(char *dir, size_t len)
+{
+	char mnt[512] = "", path[512];
+	task_cgroup(gettid_(), "memory", path, sizeof path);
+	if (!mount_of("cgroup", "memory", mnt, sizeof mnt) || !path[0])
+		cr_skip_test("no cgroup v1 memory hierarchy here");
+	snprintf(dir, len, "%s%s/laio-test-mem.%d", mnt, strcmp(path, "/") ? path : "", (int)getpid());
 }
 
 static void *eat_memory(void *a)
