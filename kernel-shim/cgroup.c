@@ -35,7 +35,8 @@
 struct ks_cg {
 	int fd;             /* its 'tasks' / 'cgroup.threads', open for writing */
 	unsigned gen;       /* cg.gen when made: another one in a fork child */
-	int gone;           /* ks_cg_fini() removed its directory */
+	int gone;           /* ks_cg_fini() removed its directory (it stays in cg.list: its owner
+			       frees it) */
 	struct ks_cg *next; /* in cg.list */
 	char dir[CG_PATH + 16];
 };
@@ -435,8 +436,9 @@ void ks_cg_free(struct ks_cg *g)
 	if (!g)
 		return;
 	pthread_mutex_lock(&cg.lock);
-	if (g->gen == cg.gen && !g->gone) {
+	if (g->gen == cg.gen)
 		unlink_group(g);
+	if (g->gen == cg.gen && !g->gone) {
 		remove_group(g->dir);
 		if (--cg.nvp == 0)
 			remove_proc_dir();
@@ -454,11 +456,11 @@ void ks_cg_fini(void)
 	if (cg.on) {
 		/* the descriptors stay open: a hand-off on another thread may still write to them,
 		 * and a number closed here could name another file by then */
-		for (struct ks_cg *g = cg.list; g; g = g->next) {
-			remove_group(g->dir);
-			g->gone = 1;
-		}
-		cg.list = NULL;
+		for (struct ks_cg *g = cg.list; g; g = g->next)
+			if (!g->gone) {
+				remove_group(g->dir);
+				g->gone = 1;
+			}
 		cg.nvp = 0;
 		remove_proc_dir();
 	}
