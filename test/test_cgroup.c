@@ -230,7 +230,7 @@ Test(cgroup, process_weight_follows_vp_count)
 
 /* The property the project needs: with a CPU hog pinned on the same CPU in the base cgroup, a
  * SCHED_IDLE thread runs once the normal thread of its group sleeps. Only "it ran" is checked. */
-static volatile int in_call, idle_stop;
+static int in_call, idle_stop; /* __atomic: the two threads' flags */
 static int idle_pipe[2];
 static void pin(int cpu)
 {
@@ -245,9 +245,9 @@ static void *idle_main(void *a)
 	cr_expect_eq(ks_cg_enter(a, 0), 0);
 	pin(0);
 	cr_expect_eq(sched_setscheduler(0, SCHED_IDLE, &sp), 0);
-	while (!idle_stop)
+	while (!__atomic_load_n(&idle_stop, __ATOMIC_RELAXED))
 		if (__atomic_load_n(&in_call, __ATOMIC_ACQUIRE)) {
-			in_call = 0;
+			__atomic_store_n(&in_call, 0, __ATOMIC_RELAXED);
 			cr_expect_eq(write(idle_pipe[1], "x", 1), 1);
 		}
 	return NULL;
@@ -277,7 +277,7 @@ Test(cgroup, idle_thread_runs_beside_hog, .timeout = 120)
 		ran += read(idle_pipe[0], &c, 1) == 1; /* sleeps until the idle thread ran */
 		usleep(1000);
 	}
-	idle_stop = 1;
+	__atomic_store_n(&idle_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
 	kill(hog, SIGKILL);
 	waitpid(hog, NULL, 0);
@@ -292,6 +292,7 @@ enum child_end { END_EXIT, END_PAUSE };
 static pid_t child_with_groups(enum ks_cg_want want, enum child_end how, char *dir, size_t len)
 {
 	int p[2];
+	SKIP_FORK_UNDER_TSAN();
 	make_pipe(p);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -312,9 +313,9 @@ static pid_t child_with_groups(enum ks_cg_want want, enum child_end how, char *d
 			pause();
 		exit(0); /* threads still in the groups: ks_cg_fini moves them out */
 	}
+	close(p[1]); /* a child that dies early ends the read */
 	ssize_t n = read(p[0], dir, len);
 	close(p[0]);
-	close(p[1]);
 	if (n > 0 && dir[0] == '!') {
 		waitpid(pid, NULL, 0);
 		cr_skip_test("per-VP cgroups (%s) cannot be used here: %s", want_name[want], dir + 1);
@@ -428,6 +429,7 @@ static void fork_child(enum ks_cg_want want)
 	}
 	char child_dir[1100] = "";
 	int st;
+	close(p[1]);
 	cr_expect_gt(read(p[0], child_dir, sizeof child_dir), 0);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x (bits: not in base, "
@@ -462,6 +464,7 @@ Test(cgroup, nobody_gets_a_reason)
 	}
 	char why[2048] = "";
 	int st;
+	close(p[1]);
 	cr_expect_gt(read(p[0], why, sizeof why), 0);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "as nobody: status %#x, %s", st, why);
@@ -529,6 +532,7 @@ Test(cgroup, v2_base_with_domain_children_says_why)
 		int r = ks_cg_init_as(1, KS_CG_V2_NOCPU, &w);
 		_exit(write(p[1], w, strlen(w) + 1) < 0 ? 3 : r);
 	}
+	close(p[1]);
 	cr_expect_gt(read(p[0], why, sizeof why), 0);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	kill(sleeper, SIGKILL);
@@ -566,6 +570,7 @@ static void *eat_memory(void *a)
 Test(cgroup, enclosing_memory_limit_holds, .timeout = 120)
 {
 	need_cg(KS_CG_V1);
+	SKIP_FORK_UNDER_TSAN();
 	char mem[1100], prefix[1100];
 	memory_cgroup(mem, sizeof mem);
 	snprintf(prefix, sizeof prefix, "%s/laio.", ks_cg_base_dir());
