@@ -14,8 +14,9 @@
  *   vp+vp       the same, the CPU-bound thread in a second VP group (another VP's runner)
  *   vp+same     the same, the CPU-bound thread in R's VP group (where a thread R creates
  *               starts: the standby is idle relative to it)
- * Run as root (or in a delegated cgroup v2 subtree); elsewhere only "base" runs, and the reason
- * is printed.
+ * Before the hogs start it also measures one move (ks_cg_enter or ks_cg_leave: what a hand-off
+ * pays per thread it moves). Run as root (or in a delegated cgroup v2 subtree); elsewhere only
+ * "base" runs, and the reason is printed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -133,6 +134,29 @@ static void report(int p)
 	       mb_fmt_ns(lat[p][n - 1] * 1e3, d, sizeof d));
 }
 
+/* What a hand-off pays per move: one write() of a tid (enter a group, then back), measured before
+ * the hogs start. Of another thread (as the hand-off moves the blocked one) and of the caller. */
+static void move_cost(struct ks_cg *g)
+{
+	enum { N = 5000 };
+	static double v[N];
+	char a[32], b[32];
+	pid_t self = (pid_t)syscall(SYS_gettid);
+	for (int who = 0; who < 2; who++) {
+		pid_t tid = who ? self : standby_tid;
+		for (int i = 0; i < N; i++) {
+			uint64_t t0 = mb_now_ns();
+			if (ks_cg_enter(g, tid) || ks_cg_leave(tid))
+				mb_fail("move");
+			v[i] = (double)(mb_now_ns() - t0) / 2;
+		}
+		mb_sort(v, N);
+		printf("# one move (%s):%*s median %s, p99 %s\n", who ? "the caller" : "another thread",
+		       who ? 5 : 1, "", mb_fmt_ns(mb_pct_sorted(v, N, 50), a, sizeof a),
+		       mb_fmt_ns(mb_pct_sorted(v, N, 99), b, sizeof b));
+	}
+}
+
 static pid_t start_hog(int cpu)
 {
 	pid_t pid = fork();
@@ -183,16 +207,18 @@ int main(int argc, char **argv)
 			mb_die("malloc");
 	if (pipe(pipefd))
 		mb_die("pipe");
-	pid_t hogs[256];
-	int nhog = si.ncpu * per_cpu < 256 ? si.ncpu * per_cpu : 256;
-	for (int h = 0; h < nhog; h++)
-		hogs[h] = start_hog(h % si.ncpu);
-	pin(0);
 	pthread_t s;
 	if (pthread_create(&s, NULL, standby, NULL))
 		mb_fail("pthread_create");
 	while (!__atomic_load_n(&standby_tid, __ATOMIC_ACQUIRE))
 		usleep(1000);
+	if (g)
+		move_cost(g);
+	pid_t hogs[256];
+	int nhog = si.ncpu * per_cpu < 256 ? si.ncpu * per_cpu : 256;
+	for (int h = 0; h < nhog; h++)
+		hogs[h] = start_hog(h % si.ncpu);
+	pin(0);
 	usleep(200000);
 	for (int r = 0; r < rounds; r++)
 		for (int p = 0; p < (g ? NPLACE : 1); p++)
