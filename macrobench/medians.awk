@@ -3,8 +3,9 @@
 # spread (min-max) of the throughput. Used by run.sh's summary and scripts/results-tables.sh,
 # so both read the same figures. mawk has no asort: the lists are short, insertion sort.
 # Input columns (by name, from the header): set arch conns rep throughput_rps lat_p99_ms
-# server_cpu_pct machine_busy_pct. Output (CSV, in the order first seen):
-# set,arch,conns,reps,median_rps,min_rps,max_rps,median_p99_ms,median_cpu_pct,median_busy_pct
+# server_cpu_pct idle_class_cpu_pct others_on_server_cpus_pct. Output (CSV, in the order first seen):
+# set,arch,conns,reps,median_rps,min_rps,max_rps,median_p99_ms,median_cpu_pct,median_idle_cpu_pct,
+# median_others_pct
 function median(list,    n, v, i, j, t) {
 	n = split(list, v, " ")
 	for (i = 2; i <= n; i++)
@@ -22,13 +23,14 @@ NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 	rps[k] = rps[k] " " $col["throughput_rps"]
 	p99[k] = p99[k] " " $col["lat_p99_ms"]
 	cpu[k] = cpu[k] " " ("server_cpu_pct" in col ? $col["server_cpu_pct"] : 0)
-	busy[k] = busy[k] " " ("machine_busy_pct" in col ? $col["machine_busy_pct"] : 0)
+	idle[k] = idle[k] " " ("idle_class_cpu_pct" in col ? $col["idle_class_cpu_pct"] : 0)
+	busy[k] = busy[k] " " ("others_on_server_cpus_pct" in col ? $col["others_on_server_cpus_pct"] : 0)
 	reps[k]++
 }
 END {
 	for (i = 1; i <= nk; i++) {
 		k = order[i]
-		printf "%s,%d,%.0f,%.0f,%.0f,%.3f,%.0f,%.0f\n", k, reps[k], median(rps[k]), lo(rps[k]),
-			hi(rps[k]), median(p99[k]), median(cpu[k]), median(busy[k])
+		printf "%s,%d,%.0f,%.0f,%.0f,%.3f,%.0f,%.0f,%.0f\n", k, reps[k], median(rps[k]), lo(rps[k]),
+			hi(rps[k]), median(p99[k]), median(cpu[k]), median(idle[k]), median(busy[k])
 	}
 }

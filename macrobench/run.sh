@@ -174,14 +174,23 @@ start_server() { # set arch dir log: sets pid and port; 1 if it did not start
 	return 1
 }
 server_pids() { echo $pid $(pgrep -P $pid); }
-cpu_ticks() { # user + system time of the server's processes (all their threads), in clock ticks
-	local p s=0
+cpu_ticks() { # user + system time of the server's processes, in clock ticks: "normal idle", the
+	# second the idle-class threads' (LAIO's standby runs only on a CPU that has nothing else)
+	local p t s=0 i=0
 	for p in $(server_pids); do
 		[ -r /proc/$p/stat ] && s=$((s + $(sed 's/.*) //' /proc/$p/stat | awk '{ print $12 + $13 }')))
+		for t in /proc/$p/task/*; do
+			i=$((i + $(sed 's/.*) //' $t/stat 2>/dev/null | awk '{ print $39 == 5 ? $12 + $13 : 0 }')))
+		done
 	done
-	echo $s
+	echo $((s - i)) $i
 }
-machine_ticks() { awk '/^cpu /{ print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
+cpu_list() { echo "$1" | tr ',' '\n' | awk -F- '{ for (i = $1; i <= (NF == 2 ? $2 : $1); i++) printf "%d ", i }'; }
+SERVER_CPU_LIST=$(cpu_list "$SERVER_CPUS"); [ "$PLACEMENT" = pinned ] || SERVER_CPU_LIST=$(cpu_list "0-$((NCPU - 1))")
+server_cpus_ticks() { # busy and total time of the server's CPUs (/proc/stat), whoever used them
+	awk -v l=" $SERVER_CPU_LIST" '$1 ~ /^cpu[0-9]/ && index(l, " " substr($1, 4) " ") {
+		b += $2 + $3 + $4 + $7 + $8 + $9; t += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 } END { print b, t }' /proc/stat
+}
 threads_of() { # each kind of thread of the server and the CPUs it may run on
 	local p t
 	for p in $(server_pids); do
@@ -193,7 +202,7 @@ threads_of() { # each kind of thread of the server and the CPUs it may run on
 HZ=$(getconf CLK_TCK)
 
 # --- the run -------------------------------------------------------------------------------
-echo "set,arch,conns,rep,requests,throughput_rps,mib_s,lat_mean_ms,lat_p50_ms,lat_p99_ms,errors,server_cpu_pct,machine_busy_pct" > "$CSV"
+echo "set,arch,conns,rep,requests,throughput_rps,mib_s,lat_mean_ms,lat_p50_ms,lat_p99_ms,errors,server_cpu_pct,idle_class_cpu_pct,others_on_server_cpus_pct" > "$CSV"
 echo "set,arch,rep,disk_calls,disk_blocked,blocked_share,detector" > "$STATS"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # the machine, beside the figures (scripts/results-tables.sh prints it with every table)
@@ -230,16 +239,19 @@ for set in $SETS; do
 			fi
 			for c in $CONNS; do
 				t=$(( c < 2 ? c : 2 ))
-				c0=$(cpu_ticks); m0=$(machine_ticks); w0=$(date +%s%N)
+				c0=$(cpu_ticks); m0=$(server_cpus_ticks); w0=$(date +%s%N)
 				line=$(timeout $((DUR + 20)) "${CLIENT_PIN[@]}" wrk -t$t -c$c -d${DUR}s --timeout 5s \
 					-s "$HERE/trace.lua" "http://127.0.0.1:$port/" -- "$DIR/trace.txt" 2>&1 | grep '^CSV,')
-				c1=$(cpu_ticks); m1=$(machine_ticks); w1=$(date +%s%N)
+				c1=$(cpu_ticks); m1=$(server_cpus_ticks); w1=$(date +%s%N)
 				[ -n "$line" ] || line="CSV,0,0,0,0,0,0,0,-1"
-				cpu=$(awk -v a=$c0 -v b=$c1 -v hz=$HZ -v d=$((w1 - w0)) 'BEGIN { printf "%.0f", (b - a) / hz / (d / 1e9) * 100 }')
-				busy=$(echo "$m0 $m1" | awk -v n=$NCPU '{ printf "%.0f", ($3 - $1) / ($4 - $2) * n * 100 }')
-				echo "$set,$arch,$c,$rep,${line#CSV,},$cpu,$busy" |
-					awk -F, -v OFS=, '{ print $1,$2,$3,$4,$5,$7,$8,$9,$10,$11,$12,$13,$14 }' >> "$CSV"
-				printf "%-9s %-14s rep %d c=%-4s %s server CPU %s%% machine %s%%\n" $set $arch $rep $c "$line" $cpu $busy
+				cpu=$(echo "$c0 $c1" | awk -v hz=$HZ -v d=$((w1 - w0)) '{ s = hz * d / 1e9 / 100
+					printf "%.0f,%.0f", ($3 - $1) / s, ($4 - $2) / s }')
+				# the share of the server's CPUs that went to other processes (others' builds)
+				other=$(echo "$m0 $m1 $cpu" | tr ',' ' ' | awk -v n=$(echo $SERVER_CPU_LIST | wc -w) '{
+					o = ($3 - $1) / ($4 - $2) * n * 100 - $5 - $6; printf "%.0f", o < 0 ? 0 : o }')
+				echo "$set,$arch,$c,$rep,${line#CSV,},$cpu,$other" |
+					awk -F, -v OFS=, '{ print $1,$2,$3,$4,$5,$7,$8,$9,$10,$11,$12,$13,$14,$15 }' >> "$CSV"
+				printf "%-9s %-14s rep %d c=%-4s %s server CPU %s%% (normal, idle-class) others there %s%%\n" $set $arch $rep $c "$line" $cpu $other
 				if [ $rep = 1 ] && [ "$c" = "${CONNS%% *}" ]; then
 					echo "$set $arch: $(threads_of)" >> "$MACHINE.threads"
 				fi
