@@ -300,7 +300,7 @@ if command -v gnuplot >/dev/null; then
 fi
 
 echo; echo "placement: $PLACE_TEXT"
-echo "peak throughput (requests/s, the best connection count's median over $REPS repetitions):"
+echo "peak throughput (requests/s, the best connection count's median over $REPS repetitions, less any during which other processes took over half of the server's CPUs):"
 awk -F, '{ k = $1 "," $2; if ($5 + 0 > peak[k]) { peak[k] = $5 + 0; at[k] = $3; cpu[k] = $9 }; sets[$1] = 1 }
 END {
 	for (k in peak) printf "  %-26s %8.0f at %4s connections, server CPU %3d%%\n", k, peak[k], at[k], cpu[k]

@@ -95,16 +95,18 @@ macro_tables() {
 		k = $1 SUBSEP $2
 		if (!(k in best) || $5 + 0 > best[k] + 0) {
 			best[k] = $5; lo[k] = $6; hi[k] = $7; at[k] = $3; p99[k] = $8; cpu[k] = $9; idle[k] = $10; oth[k] = $11
+			used[k] = $4 "/" ($4 + $12)
 		}
-		reps = $4
 		if (!($1 in seen)) { seen[$1] = 1; sets[++ns] = $1 }
 		if (!(($1, $2) in sa)) { sa[$1, $2] = 1; archs[$1, ++na[$1]] = $2 }
 	}
 	END {
-		print "Peak throughput: for each connection count the median over the " reps " repetition(s), then the best"
-		print "connection count; spread = min-max of the repetitions there. Server CPU: % of one CPU while"
-		print "wrk ran, normal threads / idle-class threads (LAIO'"'"'s standby, which runs only when its CPU has"
-		print "nothing else); others: % of the server'"'"'s CPUs used by other processes meanwhile.\n"
+		print "Peak throughput: for each connection count the median over the repetitions, then the best"
+		print "connection count; spread = min-max of the repetitions there; a repetition during which other"
+		print "processes took more than half of the server'"'"'s CPUs is left out (repetitions: used/run). Server"
+		print "CPU: % of one CPU while wrk ran, normal threads / idle-class threads (LAIO'"'"'s standby, which"
+		print "runs only when its CPU has nothing else); others: % of the server'"'"'s CPUs that other processes"
+		print "used meanwhile (median).\n"
 		for (s = 1; s <= ns; s++) {
 			set = sets[s]; top = ""; topv = 0
 			for (a = 1; a <= na[set]; a++) {
@@ -112,12 +114,12 @@ macro_tables() {
 				if (x != "LAIO-LAIO" && best[set, x] + 0 > topv) { topv = best[set, x]; top = x }
 			}
 			print "Set **" set "**:\n"
-			print "| architecture | peak requests/s | spread | at connections | p99 there (ms) | server CPU % | others % | / best other |"
-			print "|---|---:|---:|---:|---:|---:|---:|---:|"
+			print "| architecture | peak requests/s | spread | repetitions | at connections | p99 there (ms) | server CPU % | others % | / best other |"
+			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 			for (a = 1; a <= na[set]; a++) {
 				x = archs[set, a]
-				printf "| %s | %.0f | %.0f-%.0f | %s | %.1f | %s / %s | %s | %.2f |\n", x, best[set, x], lo[set, x],
-					hi[set, x], at[set, x], p99[set, x], cpu[set, x], idle[set, x], oth[set, x],
+				printf "| %s | %.0f | %.0f-%.0f | %s | %s | %.1f | %s / %s | %s | %.2f |\n", x, best[set, x], lo[set, x],
+					hi[set, x], used[set, x], at[set, x], p99[set, x], cpu[set, x], idle[set, x], oth[set, x],
 					topv ? best[set, x] / topv : 0
 			}
 			print "\nBest architecture other than LAIO-LAIO: " top "; LAIO-LAIO / " top " = " \
