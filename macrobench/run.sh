@@ -246,9 +246,11 @@ for set in $SETS; do
 				[ -n "$line" ] || line="CSV,0,0,0,0,0,0,0,-1"
 				cpu=$(echo "$c0 $c1" | awk -v hz=$HZ -v d=$((w1 - w0)) '{ s = hz * d / 1e9 / 100
 					printf "%.0f,%.0f", ($3 - $1) / s, ($4 - $2) / s }')
-				# the share of the server's CPUs that went to other processes (others' builds)
+				# the share of the server's CPUs that went to other processes (others' builds);
+				# shared, wrk is among them, so the figure would not say what it means: n/a
 				other=$(echo "$m0 $m1 $cpu" | tr ',' ' ' | awk -v n=$(echo $SERVER_CPU_LIST | wc -w) '{
 					o = ($3 - $1) / ($4 - $2) * n * 100 - $5 - $6; printf "%.0f", o < 0 ? 0 : o }')
+				[ "$PLACEMENT" = pinned ] || other=n/a
 				echo "$set,$arch,$c,$rep,${line#CSV,},$cpu,$other" |
 					awk -F, -v OFS=, '{ print $1,$2,$3,$4,$5,$7,$8,$9,$10,$11,$12,$13,$14,$15 }' >> "$CSV"
 				printf "%-9s %-14s rep %d c=%-4s %s server CPU %s%% (normal, idle-class) others there %s%%\n" $set $arch $rep $c "$line" $cpu $other
