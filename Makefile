@@ -44,7 +44,7 @@ help:
 	@echo 'make deps            install the Debian packages the build needs (as root)'
 	@echo 'make test            every Criterion suite, the examples, the install check, the model'
 	@echo 'make bench           the paper'"'"'s pipe microbenchmark, side by side (bench-quick: short)'
-	@echo 'make macrobench      the paper'"'"'s web-server experiment, pinned (~25 min; macrobench-quick ~4 min)'
+	@echo 'make macrobench      the paper'"'"'s web-server experiment, pinned (~19 min; macrobench-quick ~3 min)'
 	@echo 'make check-asan      the suites under AddressSanitizer and UBSan'
 	@echo 'make check-tsan      the suites under ThreadSanitizer'
 	@echo 'make model           the Spin models of the hand-off protocol and the idle standby'
