@@ -45,7 +45,7 @@ help:
 	@echo 'make test            every Criterion suite, the examples, the install check, the'
 	@echo '                     output check of the benchmarks and scripts, the model'
 	@echo 'make bench           the paper'"'"'s pipe microbenchmark, side by side (bench-quick: short)'
-	@echo 'make macrobench      the paper'"'"'s web-server experiment (~20 min; macrobench-quick)'
+	@echo 'make macrobench      the paper'"'"'s web-server experiment, pinned (~19 min; macrobench-quick ~3 min)'
 	@echo 'make check-asan      the suites under AddressSanitizer and UBSan'
 	@echo 'make check-tsan      the suites under ThreadSanitizer'
 	@echo 'make model           the Spin models of the hand-off protocol and the idle standby'

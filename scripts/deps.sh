@@ -33,6 +33,7 @@ macrobench)
 	have_hdr liburing.h || need="$need liburing-dev"
 	have_cmd gnuplot || need="$need gnuplot-nox"
 	have_cmd wrk || need="$need wrk"                       # the load generator's reference
+	have_cmd nginx || need="$need nginx-light"             # the server people run instead
 	;;
 timeline)
 	have_cmd gnuplot || need="$need gnuplot-nox"
