@@ -306,4 +306,5 @@ void rt_stats(struct rt_stats *st)
 		ADD(preempt_signals);
 #undef ADD
 	}
+	st->preempt_depth = __atomic_load_n(&rt_g.preempt_depth, __ATOMIC_RELAXED);
 }
