@@ -57,6 +57,9 @@ long laio_env_long(const char *name, long lo, long hi, long dflt);
 /* The body of laio_syscall(): entry.S jumps here (hidden, so the jump needs no PLT). */
 __attribute__((visibility("hidden")))
 long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5);
+/* The body of laio_syscall_r(), the same way. */
+__attribute__((visibility("hidden")))
+long laio_syscall_r8(void **hp, long number, long a0, long a1, long a2, long a3, long a4, long a5);
 struct laio_handle *laio_handle_alloc(struct laio_state *ls);
 void laio_handle_free(struct laio_state *ls, struct laio_handle *h);
 bool laio_handle_valid(struct laio_state *ls, void *p);

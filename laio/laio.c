@@ -326,7 +326,7 @@ struct laio_state *laio_state_get(void)
 
 /* ---- the API ---- */
 
-/* The paper's steps around one call, inside laio_syscall7() and traced_call() (with `inside`
+/* The paper's steps around one call, inside laio_call() and traced_call() (with `inside`
  * set): forget the last background handle, enable upcalls for the current handle, make the
  * call, disable upcalls. Inlined: the path that does not block stays one function. */
 static inline __attribute__((always_inline)) long call_with_upcalls(struct laio_state *ls,
@@ -345,8 +345,8 @@ static inline __attribute__((always_inline)) long call_with_upcalls(struct laio_
 /* laio_syscall7() with the trace on: the call's arguments and, for the timeline, its times.
  * A call that blocks returns here in the flow that goes on, EINPROGRESS; its span is recorded
  * when it completes (laio_completed_append). */
-__attribute__((noinline)) static long traced_call(struct laio_state *ls, long number, long a0,
-						  long a1, long a2, long a3, long a4, long a5)
+__attribute__((noinline)) static long traced_call(struct laio_state *ls, void **hp, long number,
+						  long a0, long a1, long a2, long a3, long a4, long a5)
 {
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -357,6 +357,8 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, long nu
 	int e = errno;
 	if (ls->tl && ls->background_handle != h)
 		sa_tl_call(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0, r, e);
+	if (hp)
+		*hp = ls->background_handle;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	errno = e;
@@ -367,31 +369,53 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, long nu
  * call from a signal handler that interrupted laio_syscall() or laio_poll() of this thread
  * (synchronous, exactly what syscall() returns), or no state could be had (out of memory:
  * synchronous too). */
-__attribute__((noinline)) static long first_or_nested(long number, long a0, long a1, long a2,
-						       long a3, long a4, long a5)
+__attribute__((noinline)) static long first_or_nested(void **hp, long number, long a0, long a1,
+						       long a2, long a3, long a4, long a5)
 {
 	struct laio_state *ls = self;
 	if (ls && !inside)
-		return traced_call(ls, number, a0, a1, a2, a3, a4, a5);
+		return traced_call(ls, hp, number, a0, a1, a2, a3, a4, a5);
 	if (!ls && !inside && laio_state_get())
-		return laio_syscall7(number, a0, a1, a2, a3, a4, a5);
+		return hp ? laio_syscall_r8(hp, number, a0, a1, a2, a3, a4, a5)
+			  : laio_syscall7(number, a0, a1, a2, a3, a4, a5);
+	if (hp)
+		*hp = NULL;
 	return syscall(number, a0, a1, a2, a3, a4, a5);
 }
 
-/* laio_syscall() (entry.S) jumps here with its arguments in place. */
-long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
+/* Both entries. The handle goes to *hp while `inside` is still set: a signal handler's own
+ * laio_syscall() can change background_handle (laio_gethandle()) after this returns, not *hp. */
+static inline __attribute__((always_inline)) long laio_call(void **hp, long number, long a0,
+							    long a1, long a2, long a3, long a4,
+							    long a5)
 {
 	struct laio_state *ls = self; /* the thread's first call sets it up below */
 	/* no state yet, or a signal handler that interrupted this thread inside laio_syscall() or
 	   laio_poll(), or tracing: the slow path */
 	if (__builtin_expect(!ls || inside || ls->traced, 0))
-		return first_or_nested(number, a0, a1, a2, a3, a4, a5);
+		return first_or_nested(hp, number, a0, a1, a2, a3, a4, a5);
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
+	if (hp)
+		*hp = ls->background_handle;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return r;
+}
+
+/* laio_syscall() (entry.S) jumps here with its arguments in place. */
+long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	return laio_call(NULL, number, a0, a1, a2, a3, a4, a5);
+}
+
+/* laio_syscall_r() (entry.S) jumps here with its arguments in place. */
+long laio_syscall_r8(void **hp, long number, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	if (!hp)
+		return laio_call(NULL, number, a0, a1, a2, a3, a4, a5);
+	return laio_call(hp, number, a0, a1, a2, a3, a4, a5);
 }
 
 void *laio_gethandle(void)
@@ -574,6 +598,17 @@ int laio_cancel(void *handle)
 		ls->st.cancelled++; /* a repeated cancel of the same call is not counted again */
 	laio_trace(ls, "laio_cancel: h%lu interrupted", h->tc.hno);
 	return 0;
+}
+
+int laio_in_flight(const void *handle)
+{
+	struct laio_state *ls = self;
+	if (!ls || !handle || !laio_handle_valid(ls, (void *)handle)) {
+		errno = EINVAL;
+		return -1;
+	}
+	int st = ((const struct laio_handle *)handle)->state;
+	return st == H_BACKGROUND || st == H_COMPLETED;
 }
 
 void laio_stats(struct laio_stats *st)

@@ -40,6 +40,15 @@ struct laio_completion {
  */
 long laio_syscall(long number, ...);
 
+/*
+ * laio_syscall(), and the call's handle in *handle (if handle is not NULL): the handle if the
+ * call returned EINPROGRESS, else NULL. Nothing that runs after the call can change it, whereas
+ * a signal handler that calls laio_syscall() between a call and laio_gethandle() changes what
+ * laio_gethandle() returns: use this form in code that signal handlers may interrupt and in the
+ * handlers themselves.
+ */
+long laio_syscall_r(void **handle, long number, ...);
+
 /* The handle of the calling thread's most recent laio_syscall() if it returned EINPROGRESS;
  * NULL if that call did not block (or there was none). */
 void *laio_gethandle(void);
@@ -64,6 +73,13 @@ int laio_fd(void);
  * the calling thread's.
  */
 int laio_cancel(void *handle);
+
+/*
+ * Whether `handle` names a background call of the calling thread that laio_poll() has not
+ * reported yet: 1 if so, 0 if not (its call was reported, and a later call may be given the
+ * handle); -1 with errno EINVAL if it is not a handle of the calling thread's.
+ */
+int laio_in_flight(const void *handle);
 
 /* Block detectors (see laio_init(3)). */
 enum laio_detector {
