@@ -19,7 +19,7 @@ HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
             kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
             kernel-shim/watchdog.c kernel-shim/trap.S
-SA_SRC   := activation/sa.c activation/calls.c activation/trace.c
+SA_SRC   := activation/sa.c activation/calls.c activation/limits.c activation/trace.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
 LAIO_SRC := laio/laio.c laio/upcall_handler.c laio/entry.S
 LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)

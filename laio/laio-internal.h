@@ -48,6 +48,7 @@ struct laio_state {
 	int vp_no;                              /* vpN in traces */
 	struct sa_tl_buf *tl;                   /* the timeline's records (LAIO_TRACE_FILE) */
 	struct laio_stats st;
+	unsigned long nsync_seen;               /* sa_nsync when last counted into st */
 	struct laio_state *dead_next;           /* on the list of states of exited threads */
 	char *upcall_stack;
 };

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "laio-internal.h"
+#include "../activation/sa-limits.h"
 
 #define LAIO_DEFAULT_MAX_INFLIGHT 4096
 
@@ -40,14 +41,20 @@ void laio_trace(struct laio_state *ls, const char *fmt, ...)
 
 /* The thread's timeline (LAIO_TRACE_FILE or laio_config.trace_file): its record buffer, and
  * the shim's completion times that blocked calls' spans end with. */
-static void timeline_start(struct laio_state *ls, const char *path)
+static int timeline_start(struct laio_state *ls, const char *path)
 {
 	if (ls->tl)
-		return;
-	ls->tl = sa_tl_buf_new(sa_tl_open(path, "laio"));
-	if (ls->tl)
-		__atomic_fetch_or(&ls->mb.sa_flags, SA_TIMESTAMP, __ATOMIC_RELAXED);
-	ls->traced = ls->trace || ls->tl;
+		return 0; /* a thread keeps its first timeline */
+	struct sa_tl_file *f = sa_tl_open(path, "laio");
+	if (!f)
+		return -1;
+	if (!(ls->tl = sa_tl_buf_new(f))) {
+		errno = ENOMEM;
+		return -1;
+	}
+	__atomic_fetch_or(&ls->mb.sa_flags, SA_TIMESTAMP, __ATOMIC_RELAXED);
+	ls->traced = 1;
+	return 0;
 }
 
 /* The thread says what drives its VP: the detector configured and what it resolved to. */
@@ -121,10 +128,57 @@ void laio_update_limit(struct laio_state *ls)
 {
 	/* claimers and completers read sa_flags from other threads: atomic read-modify-writes
 	   (never on the fast path: only after an upcall or a poll) */
-	if (ls->st.in_flight >= (unsigned long)ls->max_inflight)
-		__atomic_fetch_or(&ls->mb.sa_flags, SA_NOUPCALL, __ATOMIC_RELAXED);
-	else
+	if (ls->st.in_flight >= (unsigned long)ls->max_inflight) {
+		unsigned old = __atomic_fetch_or(&ls->mb.sa_flags, SA_NOUPCALL, __ATOMIC_RELAXED);
+		if (!(old & SA_NOUPCALL)) {
+			/* before any call can hang on it: said once per process, traced each time */
+			sa_limit_notice(SA_LIMIT_INFLIGHT, ls->st.in_flight);
+			laio_trace(ls, "%lu calls in flight, the limit: calls that block run "
+				   "synchronously now", ls->st.in_flight);
+		}
+	} else {
 		__atomic_fetch_and(&ls->mb.sa_flags, ~SA_NOUPCALL, __ATOMIC_RELAXED);
+	}
+}
+
+/* The limit in effect: no more calls in flight than the process may have kernel threads (each
+ * holds one). `what` names the setting for the message when a setting is clamped. */
+static int clamp_inflight(long v, const char *what)
+{
+	const char *which;
+	unsigned long room = sa_thread_room(&which);
+	if ((unsigned long)v <= room)
+		return (int)v;
+	if (what)
+		fprintf(stderr, "laio: %s=%ld is more calls in flight than this process may have "
+			"kernel threads (%s %lu); using %lu\n", what, v, which, room, room);
+	return (int)room;
+}
+
+/* The calls that blocked and ran synchronously since the last look (the shim counts them in
+ * sa_nsync), by the limit that made them: the thread's own (SA_NOUPCALL, which only this thread
+ * sets) or no kernel thread to be had. Exact here: the flow runs only once its call is over. */
+__attribute__((noinline)) static void count_sync(struct laio_state *ls, unsigned long now)
+{
+	long n = (long)(now - ls->nsync_seen);
+	if (n < 0)
+		return; /* a detector's count that a claim took back, not added yet (claim.c) */
+	ls->nsync_seen = now;
+	if (__atomic_load_n(&ls->mb.sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL) {
+		ls->st.sync_inflight += (unsigned long)n;
+		laio_trace(ls, "the call ran synchronously: %lu calls in flight, the limit",
+			   ls->st.in_flight);
+	} else {
+		ls->st.sync_no_thread += (unsigned long)n;
+		laio_trace(ls, "the call ran synchronously: no kernel thread could be had for it");
+	}
+}
+
+static inline void look_sync(struct laio_state *ls)
+{
+	unsigned long now = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
+	if (__builtin_expect(now != ls->nsync_seen, 0))
+		count_sync(ls, now);
 }
 
 /* ---- per-thread state ---- */
@@ -281,9 +335,9 @@ static struct laio_state *state_new(void)
 		return NULL;
 	}
 	ls->current_handle = laio_handle_alloc(ls);
-	ls->max_inflight = LAIO_DEFAULT_MAX_INFLIGHT;
-	ls->max_inflight = (int)laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX,
-					      LAIO_DEFAULT_MAX_INFLIGHT);
+	long mi = laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX, LAIO_DEFAULT_MAX_INFLIGHT);
+	ls->max_inflight = clamp_inflight(mi, mi == LAIO_DEFAULT_MAX_INFLIGHT ? NULL
+								     : "LAIO_MAX_INFLIGHT");
 	ls->vp_no = sa_trace_next_vp();
 	ls->trace = sa_trace_env_on("LAIO_TRACE");
 	ls->traced = ls->trace;
@@ -355,6 +409,7 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, void **
 	sa_trace_call_start(&h->tc, number, args, ls->tl != NULL);
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	int e = errno;
+	look_sync(ls);
 	if (ls->tl && ls->background_handle != h)
 		sa_tl_call(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0, r, e);
 	if (hp)
@@ -399,6 +454,7 @@ static inline __attribute__((always_inline)) long laio_call(void **hp, long numb
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	if (hp)
 		*hp = ls->background_handle;
+	look_sync(ls);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return r;
@@ -618,8 +674,11 @@ void laio_stats(struct laio_stats *st)
 		memset(st, 0, sizeof(*st));
 		return;
 	}
+	if (!inside)
+		look_sync(ls); /* else a signal handler: what was counted so far */
 	*st = ls->st;
-	st->sync_at_limit = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
+	st->max_inflight = (unsigned long)ls->max_inflight;
+	st->sync_at_limit = ls->st.sync_inflight + ls->st.sync_no_thread;
 	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		st->handoffs[d] = __atomic_load_n(&ls->mb.sa_handoffs[d], __ATOMIC_RELAXED);
 		st->spurious[d] = __atomic_load_n(&ls->mb.sa_spurious[d], __ATOMIC_RELAXED);
@@ -648,17 +707,18 @@ int laio_init(const struct laio_config *cfg)
 		errno = ENOTSUP;
 		return -1;
 	}
+	/* first, so that a timeline that cannot be created leaves everything else as it was */
+	if (cfg->trace_file && *cfg->trace_file && timeline_start(ls, cfg->trace_file) < 0)
+		return -1;
 	/* a zero field keeps what the environment (or the default) chose */
 	if (cfg->detector != LAIO_DETECT_AUTO && sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
 		return -1;
 	if (cfg->max_inflight > 0)
-		ls->max_inflight = cfg->max_inflight;
+		ls->max_inflight = clamp_inflight(cfg->max_inflight, "laio_config.max_inflight");
 	if (cfg->trace && !ls->trace) {
 		ls->trace = ls->traced = 1;
 		sa_trace_stdout_lines();
 	}
-	if (cfg->trace_file && *cfg->trace_file)
-		timeline_start(ls, cfg->trace_file);
 	if (cfg->detector != LAIO_DETECT_AUTO)
 		trace_detector(ls, (int)cfg->detector);
 	laio_update_limit(ls);

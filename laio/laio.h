@@ -120,13 +120,18 @@ struct laio_stats {
 	unsigned long completed;      /* background calls reported by laio_poll() */
 	unsigned long in_flight;      /* background calls not yet reported */
 	unsigned long peak_in_flight; /* the most in flight at once */
-	unsigned long sync_at_limit;  /* calls that blocked at the in-flight limit, run synchronously */
+	unsigned long sync_at_limit;  /* calls that blocked and ran synchronously: at the in-flight
+					 limit, or no kernel thread could be had (laio_stats(3)) */
 	unsigned long cancelled;      /* laio_cancel() calls that took effect */
 	unsigned long handoffs[LAIO_DETECT_COUNT]; /* blocked calls, by the detector that found
 						      them (index: enum laio_detector) */
 	unsigned long spurious[LAIO_DETECT_COUNT]; /* of those, calls that had not blocked (their
 						      kernel thread was only preempted); a lower
 						      bound (laio_stats(3)) */
+	unsigned long sync_inflight;  /* of sync_at_limit: the thread was at its in-flight limit */
+	unsigned long sync_no_thread; /* of sync_at_limit: no kernel thread could be had for it */
+	unsigned long max_inflight;   /* the in-flight limit in effect (clamped to what the system
+					 allows: laio_init(3)) */
 };
 
 /* The calling thread's counters. */
