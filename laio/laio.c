@@ -312,6 +312,25 @@ static int env_detector(void)
 	return LAIO_DETECT_AUTO;
 }
 
+/* Why LAIO_DETECTOR's detector cannot work: the shim's reason, and for upcall the setting that
+ * decides it, so that the user sees what to change. */
+static void say_unavailable(int d, int err)
+{
+	const char *why = "";
+	char paranoid[80] = "";
+	if (sa_detector_available(d, &why) || !*why)
+		why = strerror(err);
+	FILE *f = d == LAIO_DETECT_UPCALL ? fopen("/proc/sys/kernel/perf_event_paranoid", "re") : NULL;
+	long level;
+	if (f && fscanf(f, "%ld", &level) == 1)
+		snprintf(paranoid, sizeof paranoid, "; kernel.perf_event_paranoid is %ld here, "
+			 "euid %ld", level, (long)geteuid());
+	if (f)
+		fclose(f);
+	fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here: %s%s; using auto\n",
+		sa_trace_detector_name(d), why, paranoid);
+}
+
 static struct laio_state *state_new(void)
 {
 	struct laio_state *ls = calloc(1, sizeof(*ls));
@@ -348,8 +367,7 @@ static struct laio_state *state_new(void)
 		timeline_start(ls, tf);
 	int d = env_detector();
 	if (d > 0 && sa_set_detector(&ls->mb, d) < 0) {
-		fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here; using auto\n",
-			getenv("LAIO_DETECTOR"));
+		say_unavailable(d, errno);
 		sa_set_detector(&ls->mb, SA_DETECT_AUTO);
 		d = LAIO_DETECT_AUTO;
 	}
