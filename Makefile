@@ -21,7 +21,7 @@ SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shi
             kernel-shim/watchdog.c kernel-shim/trap.S
 SA_SRC   := activation/sa.c activation/calls.c activation/limits.c activation/trace.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
-LAIO_SRC := laio/laio.c laio/upcall_handler.c laio/entry.S
+LAIO_SRC := laio/laio.c laio/state.c laio/upcall_handler.c laio/entry.S
 LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(RT_SRC) $(LAIO_SRC)
 LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
 

@@ -27,160 +27,6 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct laio_state *dead;   /* states of exited threads, kept while calls are in flight */
 
-/* One line of the shared format (activation/trace.h): upcall handlers call it too, so no
- * stdio stream is used. */
-void laio_trace(struct laio_state *ls, const char *fmt, ...)
-{
-	if (!ls->trace)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	sa_trace_vline("laio", ls->vp_no, sa_trace_tid(&ls->mb), fmt, ap);
-	va_end(ap);
-}
-
-/* The thread's timeline (LAIO_TRACE_FILE or laio_config.trace_file): its record buffer, and
- * the shim's completion times that blocked calls' spans end with. */
-static int timeline_start(struct laio_state *ls, const char *path)
-{
-	if (ls->tl)
-		return 0; /* a thread keeps its first timeline */
-	struct sa_tl_file *f = sa_tl_open(path, "laio");
-	if (!f)
-		return -1;
-	if (!(ls->tl = sa_tl_buf_new(f))) {
-		errno = ENOMEM;
-		return -1;
-	}
-	__atomic_fetch_or(&ls->mb.sa_flags, SA_TIMESTAMP, __ATOMIC_RELAXED);
-	ls->traced = 1;
-	return 0;
-}
-
-/* The thread says what drives its VP: the detector configured and what it resolved to. */
-static void trace_detector(struct laio_state *ls, int configured)
-{
-	if (ls->trace) {
-		char how[128];
-		sa_trace_detector_setup(how, sizeof how, &ls->mb, configured);
-		laio_trace(ls, "detector %s", how);
-	}
-}
-
-/* ---- the pool of free handles ---- */
-
-static bool grow(struct laio_state *ls)
-{
-	struct laio_chunk *c = malloc(sizeof(*c));
-	if (!c)
-		return false;
-	c->next = ls->chunks;
-	ls->chunks = c;
-	for (int i = 0; i < LAIO_CHUNK; i++) {
-		sa_thr_init(&c->h[i].tm);
-		laio_handle_free(ls, &c->h[i]);
-	}
-	return true;
-}
-
-/* A handle from the pool. The pool always keeps one in reserve, so that the blocking upcall,
- * which must give the flow a fresh handle, never finds it empty. */
-struct laio_handle *laio_handle_alloc(struct laio_state *ls)
-{
-	struct laio_handle *h = ls->free_head;
-	ls->free_head = h->next;
-	if (!ls->free_head) {
-		ls->free_tail = NULL;
-		if (!grow(ls))
-			abort(); /* out of memory for a small handle: nothing sane is left to do */
-	}
-	uint64_t sys = h->tm.tm_sys;
-	sa_thr_init(&h->tm);
-	h->tm.tm_sys = sys; /* call numbers keep rising: a stale claim never matches */
-	h->state = H_CURRENT;
-	h->next = NULL;
-	return h;
-}
-
-/* Back on the tail of the free list (the paper's order: the longest-free is reused first). */
-void laio_handle_free(struct laio_state *ls, struct laio_handle *h)
-{
-	h->state = H_FREE;
-	h->next = NULL;
-	if (ls->free_tail)
-		ls->free_tail->next = h;
-	else
-		ls->free_head = h;
-	ls->free_tail = h;
-}
-
-bool laio_handle_valid(struct laio_state *ls, void *p)
-{
-	for (struct laio_chunk *c = ls->chunks; c; c = c->next) {
-		char *lo = (char *)c->h, *hi = (char *)(c->h + LAIO_CHUNK);
-		if ((char *)p >= lo && (char *)p < hi)
-			return ((char *)p - lo) % sizeof(struct laio_handle) == 0;
-	}
-	return false;
-}
-
-void laio_update_limit(struct laio_state *ls)
-{
-	/* claimers and completers read sa_flags from other threads: atomic read-modify-writes
-	   (never on the fast path: only after an upcall or a poll) */
-	if (ls->st.in_flight >= (unsigned long)ls->max_inflight) {
-		unsigned old = __atomic_fetch_or(&ls->mb.sa_flags, SA_NOUPCALL, __ATOMIC_RELAXED);
-		if (!(old & SA_NOUPCALL)) {
-			/* before any call can hang on it: said once per process, traced each time */
-			sa_limit_notice(SA_LIMIT_INFLIGHT, ls->st.in_flight);
-			laio_trace(ls, "%lu calls in flight, the limit: calls that block run "
-				   "synchronously now", ls->st.in_flight);
-		}
-	} else {
-		__atomic_fetch_and(&ls->mb.sa_flags, ~SA_NOUPCALL, __ATOMIC_RELAXED);
-	}
-}
-
-/* The limit in effect: no more calls in flight than the process may have kernel threads (each
- * holds one). `what` names the setting for the message when a setting is clamped. */
-static int clamp_inflight(long v, const char *what)
-{
-	const char *which;
-	unsigned long room = sa_thread_room(&which);
-	if ((unsigned long)v <= room)
-		return (int)v;
-	if (what)
-		fprintf(stderr, "laio: %s=%ld is more calls in flight than this process may have "
-			"kernel threads (%s %lu); using %lu\n", what, v, which, room, room);
-	return (int)room;
-}
-
-/* The calls that blocked and ran synchronously since the last look (the shim counts them in
- * sa_nsync), by the limit that made them: the thread's own (SA_NOUPCALL, which only this thread
- * sets) or no kernel thread to be had. Exact here: the flow runs only once its call is over. */
-__attribute__((noinline)) static void count_sync(struct laio_state *ls, unsigned long now)
-{
-	long n = (long)(now - ls->nsync_seen);
-	if (n < 0)
-		return; /* a detector's count that a claim took back, not added yet (claim.c) */
-	ls->nsync_seen = now;
-	if (__atomic_load_n(&ls->mb.sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL) {
-		ls->st.sync_inflight += (unsigned long)n;
-		laio_trace(ls, "the call ran synchronously: %lu calls in flight, the limit",
-			   ls->st.in_flight);
-	} else {
-		ls->st.sync_no_thread += (unsigned long)n;
-		laio_trace(ls, "the call ran synchronously: no kernel thread could be had for it");
-	}
-}
-
-static inline void look_sync(struct laio_state *ls)
-{
-	unsigned long now = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
-	if (__builtin_expect(now != ls->nsync_seen, 0))
-		count_sync(ls, now);
-}
-
 /* ---- per-thread state ---- */
 
 static void state_free(struct laio_state *ls)
@@ -278,66 +124,13 @@ static void make_key(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
-/* A numeric environment setting: the whole value a decimal integer in [lo, hi]; anything else
- * is reported on stderr and the default is used. */
-long laio_env_long(const char *name, long lo, long hi, long dflt)
-{
-	const char *e = getenv(name);
-	if (!e || !*e)
-		return dflt;
-	char *end;
-	int saved = errno;
-	errno = 0;
-	long v = strtol(e, &end, 10);
-	bool bad = errno || end == e || *end || v < lo || v > hi;
-	errno = saved;
-	if (bad) {
-		fprintf(stderr, "laio: %s=%s is not a number from %ld to %ld; using %ld\n", name, e, lo,
-			hi, dflt);
-		return dflt;
-	}
-	return v;
-}
-
-static int env_detector(void)
-{
-	const char *e = getenv("LAIO_DETECTOR");
-	if (!e || !*e)
-		return LAIO_DETECT_AUTO;
-	for (int i = 0; i < LAIO_DETECT_COUNT; i++)
-		if (strcmp(e, sa_trace_detector_name(i)) == 0)
-			return i;
-	fprintf(stderr, "laio: LAIO_DETECTOR=%s is not one of auto, idle, upcall, probe, watchdog, "
-		"eager; using auto\n", e);
-	return LAIO_DETECT_AUTO;
-}
-
-/* Why LAIO_DETECTOR's detector cannot work: the shim's reason, and for upcall the setting that
- * decides it, so that the user sees what to change. */
-static void say_unavailable(int d, int err)
-{
-	const char *why = "";
-	char paranoid[80] = "";
-	if (sa_detector_available(d, &why) || !*why)
-		why = strerror(err);
-	FILE *f = d == LAIO_DETECT_UPCALL ? fopen("/proc/sys/kernel/perf_event_paranoid", "re") : NULL;
-	long level;
-	if (f && fscanf(f, "%ld", &level) == 1)
-		snprintf(paranoid, sizeof paranoid, "; kernel.perf_event_paranoid is %ld here, "
-			 "euid %ld", level, (long)geteuid());
-	if (f)
-		fclose(f);
-	fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here: %s%s; using auto\n",
-		sa_trace_detector_name(d), why, paranoid);
-}
-
 static struct laio_state *state_new(void)
 {
 	struct laio_state *ls = calloc(1, sizeof(*ls));
 	if (!ls)
 		return NULL;
 	ls->upcall_stack = malloc(LAIO_UPCALL_STACK);
-	if (!ls->upcall_stack || !grow(ls)) {
+	if (!ls->upcall_stack || !laio_pool_grow(ls)) {
 		free(ls->upcall_stack);
 		free(ls);
 		return NULL;
@@ -355,7 +148,7 @@ static struct laio_state *state_new(void)
 	}
 	ls->current_handle = laio_handle_alloc(ls);
 	long mi = laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX, LAIO_DEFAULT_MAX_INFLIGHT);
-	ls->max_inflight = clamp_inflight(mi, mi == LAIO_DEFAULT_MAX_INFLIGHT ? NULL
+	ls->max_inflight = laio_clamp_inflight(mi, mi == LAIO_DEFAULT_MAX_INFLIGHT ? NULL
 								     : "LAIO_MAX_INFLIGHT");
 	ls->vp_no = sa_trace_next_vp();
 	ls->trace = sa_trace_env_on("LAIO_TRACE");
@@ -364,15 +157,15 @@ static struct laio_state *state_new(void)
 		sa_trace_stdout_lines();
 	const char *tf = getenv("LAIO_TRACE_FILE");
 	if (tf && *tf)
-		timeline_start(ls, tf);
-	int d = env_detector();
+		laio_timeline_start(ls, tf);
+	int d = laio_env_detector();
 	if (d > 0 && sa_set_detector(&ls->mb, d) < 0) {
-		say_unavailable(d, errno);
+		laio_say_unavailable(d, errno);
 		sa_set_detector(&ls->mb, SA_DETECT_AUTO);
 		d = LAIO_DETECT_AUTO;
 	}
 	laio_trace(ls, "thread is now a virtual processor (sa_create)");
-	trace_detector(ls, d);
+	laio_trace_detector(ls, d);
 	return ls;
 }
 
@@ -427,7 +220,7 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, void **
 	sa_trace_call_start(&h->tc, number, args, ls->tl != NULL);
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	int e = errno;
-	look_sync(ls);
+	laio_look_sync(ls);
 	if (ls->tl && ls->background_handle != h)
 		sa_tl_call(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0, r, e);
 	if (hp)
@@ -472,7 +265,7 @@ static inline __attribute__((always_inline)) long laio_call(void **hp, long numb
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	if (hp)
 		*hp = ls->background_handle;
-	look_sync(ls);
+	laio_look_sync(ls);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return r;
@@ -693,7 +486,7 @@ void laio_stats(struct laio_stats *st)
 		return;
 	}
 	if (!inside)
-		look_sync(ls); /* else a signal handler: what was counted so far */
+		laio_look_sync(ls); /* else a signal handler: what was counted so far */
 	*st = ls->st;
 	st->max_inflight = (unsigned long)ls->max_inflight;
 	st->sync_at_limit = ls->st.sync_inflight + ls->st.sync_no_thread;
@@ -726,19 +519,19 @@ int laio_init(const struct laio_config *cfg)
 		return -1;
 	}
 	/* first, so that a timeline that cannot be created leaves everything else as it was */
-	if (cfg->trace_file && *cfg->trace_file && timeline_start(ls, cfg->trace_file) < 0)
+	if (cfg->trace_file && *cfg->trace_file && laio_timeline_start(ls, cfg->trace_file) < 0)
 		return -1;
 	/* a zero field keeps what the environment (or the default) chose */
 	if (cfg->detector != LAIO_DETECT_AUTO && sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
 		return -1;
 	if (cfg->max_inflight > 0)
-		ls->max_inflight = clamp_inflight(cfg->max_inflight, "laio_config.max_inflight");
+		ls->max_inflight = laio_clamp_inflight(cfg->max_inflight, "laio_config.max_inflight");
 	if (cfg->trace && !ls->trace) {
 		ls->trace = ls->traced = 1;
 		sa_trace_stdout_lines();
 	}
 	if (cfg->detector != LAIO_DETECT_AUTO)
-		trace_detector(ls, (int)cfg->detector);
+		laio_trace_detector(ls, (int)cfg->detector);
 	laio_update_limit(ls);
 	return 0;
 }
