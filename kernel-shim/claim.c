@@ -165,6 +165,7 @@ void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	if (ks_nvcsw() == self->ks_nvcsw)
 		__atomic_fetch_add(&vp->ks_mbox->sa_spurious[self->ks_claim_by], 1, __ATOMIC_RELAXED);
 	ks_adopt_exit_tid(self->ks_fs);
+	ks_carry_pending(vp);
 	sigfillset(&spare_mask); /* it wore the user's mask; spares take only the cancel signal */
 	sigdelset(&spare_mask, KS_SIG_CANCEL);
 	pthread_sigmask(SIG_SETMASK, &spare_mask, NULL);
