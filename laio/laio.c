@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -494,6 +495,17 @@ void laio_stats(struct laio_stats *st)
 		st->handoffs[d] = __atomic_load_n(&ls->mb.sa_handoffs[d], __ATOMIC_RELAXED);
 		st->spurious[d] = __atomic_load_n(&ls->mb.sa_spurious[d], __ATOMIC_RELAXED);
 	}
+}
+
+/* Programs built against 0.1 pass a struct laio_stats that ends with spurious[]: they are
+ * linked to laio_stats@LAIO_0.1, which fills only that much. */
+__attribute__((visibility("default"))) void laio_stats_v01(struct laio_stats *st);
+__asm__(".symver laio_stats_v01, laio_stats@LAIO_0.1");
+void laio_stats_v01(struct laio_stats *st)
+{
+	struct laio_stats all;
+	laio_stats(&all);
+	memcpy(st, &all, offsetof(struct laio_stats, sync_inflight));
 }
 
 int laio_init(const struct laio_config *cfg)

@@ -6,13 +6,14 @@
  * laio_poll() reports it, once, in its entirety. Each thread that uses LAIO has its own virtual
  * processor and its own completions. Link with `pkg-config --libs laio`.
  *
- * Man pages: laio_syscall(3), laio_gethandle(3), laio_poll(3), laio_fd(3), laio_cancel(3),
- * laio_stats(3), laio_init(3).
+ * Man pages: laio_syscall(3), laio_syscall_r(3), laio_gethandle(3), laio_in_flight(3),
+ * laio_poll(3), laio_fd(3), laio_cancel(3), laio_stats(3), laio_init(3).
  */
 #ifndef LAIO_H
 #define LAIO_H
 
-/* The version of the library these declarations belong to (liblaio.so.0: symbols LAIO_0.1). */
+/* The version of the library these declarations belong to (liblaio.so.0: symbols LAIO_0.1, and
+ * LAIO_0.2 for laio_syscall_r() and laio_in_flight()). */
 #define LAIO_VERSION_MAJOR 0
 #define LAIO_VERSION_MINOR 1
 #define LAIO_VERSION_PATCH 0
