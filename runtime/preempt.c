@@ -82,15 +82,17 @@ static bool in_program(uintptr_t pc)
  * kernel thread runs the VP: another may run it, wearing the same TLS block. */
 static void on_preempt(int sig, siginfo_t *si, void *ucv);
 
-/* A request names its slice (the low bits of run_seq) and, above them, a number of its own:
- * the handler retires only the request it carries, never a newer one. */
+/* A request names its slice (the low bits of run_seq) and, above them, a number of its own and
+ * its VP's: the handler retires only the request it carries, never a newer one or another VP's
+ * (the kernel thread it reaches may run another VP by then). */
 #define REQ_SEQ_BITS 40
 #define REQ_SEQ_MASK ((1ull << REQ_SEQ_BITS) - 1)
 
 static uint64_t request_value(struct rt_vp *vp, uint64_t seq)
 {
-	vp->preempt_req_no = vp->preempt_req_no % 0xffffffu + 1; /* never 0 */
-	return ((uint64_t)vp->preempt_req_no << REQ_SEQ_BITS) | (seq & REQ_SEQ_MASK);
+	vp->preempt_req_no = vp->preempt_req_no % 0xffffu + 1; /* never 0 */
+	return ((uint64_t)(vp->id & 0xff) << 56) | ((uint64_t)vp->preempt_req_no << REQ_SEQ_BITS) |
+	       (seq & REQ_SEQ_MASK);
 }
 
 /* How many preemption frames are stacked here: this one, and each one below it whose handler
