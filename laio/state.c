@@ -26,7 +26,8 @@ void laio_trace(struct laio_state *ls, const char *fmt, ...)
 }
 
 /* The thread's timeline (LAIO_TRACE_FILE or laio_config.trace_file): its record buffer, and
- * the shim's completion times that blocked calls' spans end with. */
+ * the shim's completion times that blocked calls' spans end with. 0, or -1 with errno: the
+ * file could not be created (said on stderr). */
 int laio_timeline_start(struct laio_state *ls, const char *path)
 {
 	if (ls->tl)
