@@ -23,13 +23,46 @@ static void calls_laio(int sig)
 	errno = e;
 }
 
+/* The handler, for the LAIO thread only: the interval timer's SIGALRM is the process's, and
+ * the test's main thread (no LAIO state: a handler must not set one up) blocks it. */
 static void install(void (*fn)(int))
 {
 	struct sigaction sa = { 0 };
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &alrm, NULL), 0);
 	sa.sa_handler = fn;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+}
+
+static void uninstall(void)
+{
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	signal(SIGALRM, SIG_IGN); /* one still pending for the process goes nowhere */
+	pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* In the LAIO thread: open SIGALRM, after a few background calls have left spare kernel threads
+ * in the pool (a handler's background call then takes one and creates none: creating one
+ * allocates, which a handler must not do). */
+static void take_alarms(void)
+{
+	struct laio_completion c[8];
+	int bg = 0;
+	for (int i = 0; i < 8; i++)
+		bg += laio_syscall(SYS_getpid) == -1 && errno == EINPROGRESS;
+	if (bg)
+		poll_n(c, bg, 10);
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
 }
 
 static bool from_handler(void *h)
@@ -44,6 +77,7 @@ static bool from_handler(void *h)
 static void raised_body(void *arg)
 {
 	(void)arg;
+	take_alarms();
 	handler_n = 0;
 	void *h = (void *)1;
 	long r = laio_syscall_r(&h, SYS_getpid); /* eager: every call goes to the background */
@@ -65,9 +99,10 @@ static void raised_body(void *arg)
 Test(handles, handler_between_call_and_gethandle)
 {
 	install(calls_laio);
-	if (with_detector(LAIO_DETECT_EAGER, raised_body, NULL) < 0)
+	int r = with_detector(LAIO_DETECT_EAGER, raised_body, NULL);
+	uninstall();
+	if (r < 0)
 		cr_skip_test("eager is not available");
-	signal(SIGALRM, SIG_DFL);
 }
 
 /* The race itself, with a 200 us interval timer whose handler calls laio_syscall(): every
@@ -81,6 +116,7 @@ static void race_body(void *arg)
 	struct race *rc = arg;
 	double end = now_s() + 1.0 * (double)slow_factor();
 	struct itimerval it = { { 0, 200 }, { 0, 200 } };
+	take_alarms();
 	handler_n = 0;
 	setitimer(ITIMER_REAL, &it, NULL);
 	while (now_s() < end && handler_n < 60000) {
@@ -133,9 +169,10 @@ Test(handles, handle_through_argument_under_signals, .timeout = 60)
 		struct race rc = { 0 };
 		handler_runs = 0;
 		install(calls_laio);
-		if (with_detector(d, race_body, &rc) < 0)
+		int r = with_detector(d, race_body, &rc);
+		uninstall();
+		if (r < 0)
 			continue;
-		signal(SIGALRM, SIG_DFL);
 		cr_log_info("[%s] %ld calls, %ld in the background, %ld handler runs; "
 			    "laio_gethandle() named another call %ld times", det_names[d], rc.calls,
 			    rc.background, (long)handler_runs, rc.gethandle_differs);
