@@ -3,6 +3,7 @@
  */
 #include <sys/syscall.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sched.h>
 #include "sa.h"
 #include "trace.h"
+#include "sa-limits.h"
 #include "../kernel-shim/ks.h"
 
 __thread struct sa_mailbox *ks_self_mb __attribute__((tls_model("initial-exec")));
@@ -58,6 +60,20 @@ static void atfork_child(void)
 	}
 }
 
+/* No more activations than the process may have kernel threads: a limit past that is never
+ * reached, thread creation fails first. An explicit setting that is clamped is said on stderr. */
+static void clamp_activations(bool explicit)
+{
+	const char *which;
+	unsigned long room = sa_thread_room(&which);
+	if (ks_max_activations <= room)
+		return;
+	if (explicit)
+		fprintf(stderr, "laio: LAIO_MAX_ACTIVATIONS=%lu is more kernel threads than this "
+			"process may have (%s %lu); using %lu\n", ks_max_activations, which, room, room);
+	ks_max_activations = room;
+}
+
 static void process_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -75,6 +91,7 @@ static void process_init(void)
 			ks_max_activations = (unsigned long)v;
 		errno = saved;
 	}
+	clamp_activations(e && *e);
 	ks_tls_init();
 	ks_umask_init();
 	ks_membarrier_init();

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include "ks.h"
+#include "../activation/sa-limits.h"
 
 unsigned long ks_max_activations = 65536;
 struct ks_counters ks_stat;
@@ -110,10 +111,14 @@ static struct ks_act *act_create(bool for_caller)
 {
 	int inj = __atomic_load_n(&inject_failures, __ATOMIC_RELAXED);
 	if (inj > 0 && __atomic_compare_exchange_n(&inject_failures, &inj, inj - 1, false,
-						   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+						   __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		sa_limit_notice(SA_LIMIT_CREATE, EAGAIN);
 		return NULL;
-	if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations)
+	}
+	if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations) {
+		sa_limit_notice(SA_LIMIT_ACTIVATIONS, ks_max_activations);
 		return NULL;
+	}
 	struct ks_act *act = act_alloc();
 	if (!act)
 		return NULL;
@@ -124,6 +129,8 @@ static struct ks_act *act_create(bool for_caller)
 	while (rc == 0 && __atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
 		ks_futex_wait((uint32_t *)&act->ks_tid, 0, NULL);
 	pthread_mutex_unlock(&create_lock);
+	if (rc != 0)
+		sa_limit_notice(SA_LIMIT_CREATE, (unsigned long)rc);
 	return rc == 0 ? act : NULL; /* a failed one stays on all_acts, unused: harmless */
 }
 

@@ -129,6 +129,7 @@ extern __thread uint64_t ks_umask __attribute__((tls_model("initial-exec")));
 void ks_umask_init(void);
 void ks_umask_refresh(void);
 uint64_t ks_umask_of(uint64_t fs);
+void ks_carry_pending(struct ks_vp *vp);
 #define KS_SIGBIT(sig) (1ull << ((sig) - 1))
 
 /* act.c: activations and the pool */

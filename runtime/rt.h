@@ -152,8 +152,11 @@ struct rt_stats {
 	unsigned long parks;            /* times a VP released itself (sa_release) */
 	unsigned long preemptions;      /* time slices ended by the preemption signal, at once or
 					   at the next safe point */
-	unsigned long preempt_signals;  /* preemption signals sent (one per slice overrun and
-					   quantum until the thread is stopped) */
+	unsigned long preempt_signals;  /* preemption signals sent (a slice that overran, again
+					   each quantum until the thread is stopped; never a second
+					   one while a VP's last one has not been taken) */
+	unsigned long preempt_depth;    /* the most preemption handler frames found stacked on one
+					   thread's stack since rt_init() (1: never nested) */
 };
 void rt_stats(struct rt_stats *st);
 

@@ -19,6 +19,7 @@ test)
 	have_hdr criterion/criterion.h || need="$need libcriterion-dev"
 	have_cmd spin || need="$need spin"                     # the protocol models
 	have_hdr event2/event.h || need="$need libevent-dev"   # the libevent adapter's suite
+	have_cmd valgrind || need="$need valgrind"             # ... run under valgrind too
 	have_hdr liburing.h || need="$need liburing-dev"       # the web server's suite
 	have_cmd g++ || need="$need g++"                       # the installed headers from C++
 	have_cmd groff || need="$need groff-base"              # the man page check
