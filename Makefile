@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^\#define LAIO_VERSION "\(.*\)"/\1/p' laio/laio.h)
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 
-SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
+SHIM_SRC := kernel-shim/act.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/hold.c kernel-shim/idle.c kernel-shim/move.c \
             kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
             kernel-shim/watchdog.c kernel-shim/trap.S
 SA_SRC   := activation/sa.c activation/calls.c activation/trace.c

@@ -189,14 +189,15 @@ void ks_routes_fill(struct ks_vp *vp)
 	}
 }
 
-/* The detector that watches trapped calls: auto takes the best that works here. */
+/* The detector that watches trapped calls: auto takes the best that works here, of those
+ * that leave the program's descriptor table alone. Not upcall: it keeps a perf event
+ * descriptor in the process's table for each activation that runs or just ran the VP, so
+ * while a call blocks the program's next open() may get a higher number, or EMFILE at a full
+ * table (docs/reliability.md). */
 static int lazy_detector(int d)
 {
-	if (d == SA_DETECT_AUTO) {
-		if (ks_idle_available(NULL))
-			return SA_DETECT_IDLE;
-		return ks_upcall_available(NULL) == 1 ? SA_DETECT_UPCALL : SA_DETECT_WATCHDOG;
-	}
+	if (d == SA_DETECT_AUTO)
+		return ks_idle_available(NULL) ? SA_DETECT_IDLE : SA_DETECT_WATCHDOG;
 	return d == SA_DETECT_PROBE || d == SA_DETECT_EAGER ? KS_LAZY_NONE : d;
 }
 

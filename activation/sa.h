@@ -76,7 +76,8 @@ struct sa_thr_mailbox {
 	long tm_prefix;                    /* a moved call that continues a partial probe: the bytes
 					      already read, added to its result (shim private) */
 	unsigned tm_dupfds;                /* a moved call: the arguments (bit i: tm_args[i]) that are
-					      duplicates of the caller's descriptors (shim private) */
+					      copies of the caller's descriptors, held in the table
+					      of the activation that runs it (shim private) */
 	uint64_t tm_done_ns;               /* with SA_TIMESTAMP: when the blocked call finished
 					      (CLOCK_MONOTONIC ns), valid once it is on sa_completed */
 };
