@@ -349,7 +349,7 @@ long sa_save_and_run(struct sa_context *ctx, void (*fn)(void *), void *arg, void
 void sa_counters(struct sa_counters *c)
 {
 	c->activations = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED);
-	c->spares = __atomic_load_n(&ks_stat.spares, __ATOMIC_RELAXED);
+	c->spares = __atomic_load_n(&ks_stat.spares, __ATOMIC_RELAXED) + ks_hold_parked();
 	c->claims_won = __atomic_load_n(&ks_stat.claims_won, __ATOMIC_RELAXED);
 	c->claims_lost = __atomic_load_n(&ks_stat.claims_lost, __ATOMIC_RELAXED);
 	c->moved = __atomic_load_n(&ks_stat.moved, __ATOMIC_RELAXED);

@@ -246,7 +246,7 @@ int sa_call_thread_bound(long nr, const long args[6]);
 /* Counters of the shim, for statistics and tests (process-wide). */
 struct sa_counters {
 	unsigned long activations;   /* kernel threads created */
-	unsigned long spares;        /* parked in the pool now */
+	unsigned long spares;        /* parked in the pools now (movers too: docs/design.md) */
 	unsigned long claims_won;    /* VPs taken from a blocked runner */
 	unsigned long claims_lost;   /* the runner came back first */
 	unsigned long moved;         /* calls moved to another activation */

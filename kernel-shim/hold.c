@@ -57,6 +57,7 @@ struct mover {
 
 static pthread_mutex_t movers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mover *movers; /* LIFO: the newest parked is the likeliest to be spinning */
+static unsigned long movers_parked;
 static bool hold_broken;      /* the kernel cannot give a thread another's file (ENOSYS) */
 static __thread struct mover *self_mover;
 
@@ -185,6 +186,7 @@ static void mover_put(struct mover *mv)
 	pthread_mutex_lock(&movers_lock);
 	mv->next = movers;
 	movers = mv;
+	movers_parked++;
 	pthread_mutex_unlock(&movers_lock);
 }
 
@@ -231,6 +233,7 @@ static void movers_atfork_child(void)
 {
 	pthread_mutex_init(&movers_lock, NULL);
 	movers = NULL;
+	movers_parked = 0;
 }
 
 static void movers_init(void)
@@ -286,8 +289,10 @@ static struct mover *mover_get(void)
 		return NULL;
 	pthread_mutex_lock(&movers_lock);
 	struct mover *mv = movers;
-	if (mv)
+	if (mv) {
 		movers = mv->next;
+		movers_parked--;
+	}
 	pthread_mutex_unlock(&movers_lock);
 	return mv ? mv : mover_create();
 }
@@ -348,4 +353,12 @@ void ks_hold_release(struct ks_act *act, struct sa_thr_mailbox *m)
 	close_taken(m);
 	if (mv && act == &mv->act)
 		notify_in_table(mv, act->ks_vp->ks_mbox);
+}
+
+unsigned long ks_hold_parked(void)
+{
+	pthread_mutex_lock(&movers_lock);
+	unsigned long n = movers_parked;
+	pthread_mutex_unlock(&movers_lock);
+	return n;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <poll.h>
 #include "test-util.h"
 #include "sa.h"
 
@@ -484,6 +485,32 @@ static void named_file_body(void *arg)
 		}
 }
 
+/* The completion of a call that ran with its files held elsewhere still makes laio_fd()
+ * readable (the notice is written to the program's eventfd, by its number). */
+static void notify_body(void *arg)
+{
+	struct env *env = arg;
+	int nfd = laio_fd();
+	cr_assert_geq(nfd, 0);
+	for (int c = C_READ_FIFO; c <= C_READ_PIPE; c++) {
+		char buf[8];
+		pthread_t writer;
+		int e;
+		long r = start_call(env, c, buf, &writer, &e);
+		if (r == -1 && e == EINPROGRESS) {
+			env->bg++;
+			struct pollfd pf = { nfd, POLLIN, 0 };
+			cr_expect_eq(poll(&pf, 1, 10000), 1, "[%s] %s: laio_fd() readable",
+				     det_names[env->d], call_names[c]);
+			struct laio_completion done;
+			cr_expect_eq(laio_poll(&done, 1, NULL), 1);
+			r = done.laio_return_value;
+		}
+		pthread_join(writer, NULL);
+		cr_expect_eq(r, 3, "[%s] %s: %ld", det_names[env->d], call_names[c], r);
+	}
+}
+
 static void run_under(int d, void (*body)(void *))
 {
 	const char *why = "";
@@ -510,3 +537,4 @@ PER_DETECTOR(lowest_number, numbers_body)
 PER_DETECTOR(full_table, full_table_body)
 PER_DETECTOR(fd_flags, fd_flags_body)
 PER_DETECTOR(named_file, named_file_body)
+PER_DETECTOR(notify, notify_body)
