@@ -139,7 +139,13 @@ static long copy_in(struct mover *mv, long fd)
 	int pidfd = caller_pidfd(mv);
 	if (pidfd < 0)
 		return pidfd;
-	return ks_raw_syscall6(SYS_pidfd_getfd, pidfd, fd, 0, 0, 0, 0);
+	long got = ks_raw_syscall6(SYS_pidfd_getfd, pidfd, fd, 0, 0, 0, 0);
+	if (got != -ESRCH)
+		return got;
+	/* the thread of the kept pidfd has ended, and a new one has its tid */
+	mv->pidfd_tid = 0;
+	pidfd = caller_pidfd(mv);
+	return pidfd < 0 ? pidfd : ks_raw_syscall6(SYS_pidfd_getfd, pidfd, fd, 0, 0, 0, 0);
 }
 
 static void close_taken(struct sa_thr_mailbox *m)
@@ -261,7 +267,7 @@ static struct mover *mover_create(void)
 	pthread_t t;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_attr_setstacksize(&attr, KS_KSTACK_SIZE); /* it runs calls and completions here */
 	sigfillset(&all);
 	sigdelset(&all, KS_SIG_CANCEL);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
