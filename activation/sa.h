@@ -210,7 +210,7 @@ void sa_thr_init(struct sa_thr_mailbox *tm);
 /* Block detectors (docs/design.md, "Detecting that a call blocked"). */
 enum sa_detector {
 	SA_DETECT_AUTO = 0, /* idle where it works, else probe where a call has a non-blocking
-			       form, else upcall, else watchdog (docs/design.md) */
+			       form, else watchdog (docs/design.md) */
 	SA_DETECT_UPCALL,   /* perf context-switch event, signal to the VP's standby activation */
 	SA_DETECT_PROBE,    /* try the non-blocking form, move the call if it would block */
 	SA_DETECT_WATCHDOG, /* a monitor sees the same call in progress at two looks */

@@ -22,6 +22,7 @@ struct env {
 	int fd;         /* the file, O_RDWR */
 	int ffd;        /* the FIFO, O_RDWR: opening it does not wait for a peer */
 	int pipe[2];
+	int probe[2];   /* other open file descriptions of the file and the FIFO */
 	int d;
 	int bg;         /* calls that went to the background */
 };
@@ -39,6 +40,8 @@ static void env_open(struct env *e)
 	e->ffd = open(e->fifo, O_RDWR | O_CLOEXEC);
 	cr_assert_geq(e->ffd, 0);
 	make_pipe(e->pipe);
+	e->probe[0] = open(e->path, O_RDWR | O_CLOEXEC);
+	e->probe[1] = open(e->fifo, O_RDWR | O_CLOEXEC);
 }
 
 static void env_close(struct env *e)
@@ -47,6 +50,8 @@ static void env_close(struct env *e)
 	close(e->ffd);
 	close(e->pipe[0]);
 	close(e->pipe[1]);
+	close(e->probe[0]);
+	close(e->probe[1]);
 	unlink(e->path);
 	unlink(e->fifo);
 }
@@ -159,20 +164,19 @@ static bool run_call(struct env *env, int c)
 	return r == expected(c);
 }
 
-/* Does another process see this one's write lock on the whole of `path`? */
-static bool lock_seen(const char *path)
+/* Does another process see this one's write lock on the whole of `path` (opened as `probe`,
+ * another open file description, kept open: closing it would drop the lock)? */
+static bool lock_seen(const char *path, int probe)
 {
 	pid_t me = getpid();
 #if defined(__SANITIZE_THREAD__)
 	/* no fork() here (see SKIP_FORK_UNDER_TSAN): an open file description lock conflicts with
 	   the process's record locks, and F_OFD_GETLK reports them just as a child would see */
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	(void)path;
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	bool ok = fd >= 0 && fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_WRLCK &&
-		  fl.l_pid == me;
-	close(fd);
-	return ok;
+	return fcntl(probe, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_WRLCK && fl.l_pid == me;
 #else
+	(void)probe;
 	pid_t pid = fork();
 	if (pid == 0) {
 		int fd = open(path, O_RDWR);
@@ -201,11 +205,12 @@ static void record_locks_body(void *arg)
 	set_lock(env->ffd, F_WRLCK);
 	for (int c = 0; c < C_COUNT; c++) {
 		const char *path = c == C_READ_FIFO ? env->fifo : env->path;
-		cr_expect(lock_seen(path), "[%s] the lock is there before %s", det_names[env->d],
+		int probe = env->probe[c == C_READ_FIFO];
+		cr_expect(lock_seen(path, probe), "[%s] the lock is there before %s", det_names[env->d],
 			  call_names[c]);
 		if (!run_call(env, c))
 			continue;
-		cr_expect(lock_seen(path), "[%s] %s released the process's record lock",
+		cr_expect(lock_seen(path, probe), "[%s] %s released the process's record lock",
 			  det_names[env->d], call_names[c]);
 		set_lock(c == C_READ_FIFO ? env->ffd : env->fd, F_WRLCK); /* for the next call */
 	}
