@@ -169,7 +169,8 @@ void ks_routes_fill(struct ks_vp *vp)
 {
 	/* auto: where the idle standby works, every call takes the trap (a plain read costs less
 	   than its non-blocking probe, and the call keeps its thread); else the probe where a call
-	   has a non-blocking form */
+	   has a non-blocking form and its files can be held while it is moved (not recvmsg: its
+	   descriptor is resolved only when the moved call starts; docs/reliability.md) */
 	bool auto_probe = vp->ks_detector == SA_DETECT_AUTO && vp->ks_lazy != SA_DETECT_IDLE;
 	for (long nr = 0; nr < 512; nr++) {
 		int r;
@@ -181,7 +182,7 @@ void ks_routes_fill(struct ks_vp *vp)
 		else if (vp->ks_detector == SA_DETECT_EAGER)
 			r = cls == SA_CALL_THREAD ? KS_ROUTE_DIRECT
 			    : cls == SA_CALL_ARGS ? KS_ROUTE_MOVE_ARGS : KS_ROUTE_MOVE;
-		else if (auto_probe && ks_probe_applies(nr))
+		else if (auto_probe && ks_probe_applies(nr) && ks_hold_applies(nr))
 			r = KS_ROUTE_PROBE;
 		else
 			r = KS_ROUTE_TRAP;

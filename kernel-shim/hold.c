@@ -303,6 +303,11 @@ static struct mover *mover_get(void)
 	return mv ? mv : mover_create();
 }
 
+bool ks_hold_applies(long nr)
+{
+	return io_fds(nr) != 0;
+}
+
 struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m)
 {
 	m->tm_dupfds = 0;

@@ -185,6 +185,7 @@ struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m);
 /* On the activation that ran m's call, before its completion: let the files go. */
 void ks_hold_release(struct ks_act *act, struct sa_thr_mailbox *m);
 unsigned long ks_hold_parked(void); /* activations of the kind that take files, parked now */
+bool ks_hold_applies(long nr);      /* a moved call nr has files a mover holds */
 bool ks_act_may_create(void); /* act.c: one more activation may be born */
 
 /* detectors */

@@ -643,6 +643,25 @@ static void descriptor_calls_body(void *arg)
 	unlink(path);
 }
 
+/* auto never hands off a call whose files a mover cannot hold (where the idle detector works
+ * it traps every call; elsewhere it probes reads and receives, but not recvmsg). */
+static void auto_routes_body(void *arg)
+{
+	(void)arg;
+	long unheld[] = { SYS_accept, SYS_accept4, SYS_recvmsg, SYS_recvmmsg, SYS_sendmsg,
+			  SYS_sendmmsg, SYS_fcntl, SYS_close, SYS_dup2, SYS_epoll_ctl, SYS_ioctl };
+	for (unsigned i = 0; i < sizeof unheld / sizeof *unheld; i++) {
+		const char *how = laio_detector_name(unheld[i]);
+		cr_expect(strcmp(how, "probe") != 0 && strcmp(how, "eager") != 0,
+			  "auto: call %ld is moved (%s)", unheld[i], how);
+	}
+}
+
+Test(movedfd, auto_moves_no_call_it_cannot_hold)
+{
+	cr_assert_eq(with_detector(LAIO_DETECT_AUTO, auto_routes_body, NULL), 0);
+}
+
 static void run_under(int d, void (*body)(void *))
 {
 	const char *why = "";
