@@ -133,6 +133,7 @@ $(BUILD)/test/%: test/%.c test/test-util.h $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -Iactivation -Iruntime -o $@ $< $(BUILD)/liblaio.a \
 		$$(pkg-config --cflags --libs criterion) $(LDLIBS)
+$(BUILD)/test/test_movedfd $(BUILD)/test/test_movedcalls: test/movedfd-util.h
 $(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -o $@ $< $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a \
