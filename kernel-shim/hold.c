@@ -56,6 +56,9 @@ struct mover {
 };
 
 static pthread_mutex_t movers_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held while a mover is being created, and by fork(): as act.c's, so that no child is forked in
+ * the middle of pthread_create() with the creator's locks held. */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mover *movers; /* LIFO: the newest parked is the likeliest to be spinning */
 static unsigned long movers_parked;
 static bool hold_broken;      /* the kernel cannot give a thread another's file (ENOSYS) */
@@ -226,18 +229,21 @@ static void *mover_main(void *arg)
 
 static void movers_atfork_prepare(void)
 {
+	pthread_mutex_lock(&create_lock);
 	pthread_mutex_lock(&movers_lock);
 }
 
 static void movers_atfork_parent(void)
 {
 	pthread_mutex_unlock(&movers_lock);
+	pthread_mutex_unlock(&create_lock);
 }
 
 /* The child has none of the parent's movers (their structs are left to the parent's copy). */
 static void movers_atfork_child(void)
 {
 	pthread_mutex_init(&movers_lock, NULL);
+	pthread_mutex_init(&create_lock, NULL);
 	movers = NULL;
 	movers_parked = 0;
 }
@@ -271,15 +277,18 @@ static struct mover *mover_create(void)
 	sigfillset(&all);
 	sigdelset(&all, KS_SIG_CANCEL);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&create_lock);
 	int rc = pthread_create(&t, &attr, mover_main, mv);
+	/* its tid must be known before anyone routes a cancel signal to it */
+	uint32_t born = rc == 0 ? wait_word(&mv->born, &mv->taken_sleeping, false) : 0;
+	pthread_mutex_unlock(&create_lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		free(mv);
 		return NULL;
 	}
-	/* its tid must be known before anyone routes a cancel signal to it */
-	if (wait_word(&mv->born, &mv->taken_sleeping, false) != 1) {
+	if (born != 1) {
 		/* no private tables here (before Linux 5.9); the small struct is left behind, as
 		   the thread may still be touching it */
 		__atomic_store_n(&hold_broken, true, __ATOMIC_RELAXED);
