@@ -1,10 +1,12 @@
 /* test_movedcalls.c - calls in the background whose files are held outside the process's
  * descriptor table, and the calls that cannot be: the completion notice still reaches the
  * program's eventfd; accept4, recvmsg and sendmsg with SCM_RIGHTS work on the process's table;
- * auto moves no call whose files cannot be held. Every detector. */
+ * auto moves no call whose files cannot be held; a child of fork() holds files too. Every
+ * detector. */
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include "movedfd-util.h"
 
 /* The completion of a call that ran with its files held elsewhere still makes laio_fd()
@@ -176,6 +178,61 @@ Test(movedfd, auto_moves_no_call_it_cannot_hold)
 {
 	cr_assert_eq(with_detector(LAIO_DETECT_AUTO, auto_routes_body, NULL), 0);
 }
+
+/* In a child of fork(), which has none of the parent's movers, calls are held again: a read
+ * of a pipe that blocks, and a record lock that survives a pread64. */
+static int child_calls(struct env *env)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(env->fd, F_SETLK, &fl) != 0)
+		return 1;
+	for (int c = C_READ_PIPE; c <= C_PREAD_EVICTED; c++) {
+		char buf[8];
+		pthread_t writer;
+		int e;
+		long r = start_call(env, c, buf, &writer, &e);
+		if (r == -1 && e == EINPROGRESS) {
+			struct laio_completion done;
+			struct timespec ts = { 10, 0 };
+			r = laio_poll(&done, 1, &ts) == 1 ? done.laio_return_value : -1;
+		}
+		if (writer)
+			pthread_join(writer, NULL);
+		if (r != 3)
+			return 2 + c;
+	}
+	/* the lock is still this process's: an open file description of another owner sees it */
+	struct flock q = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(env->probe[0], F_OFD_GETLK, &q) != 0 || q.l_type != F_WRLCK)
+		return 20;
+	return 0;
+}
+
+static void fork_body(void *arg)
+{
+	struct env *env = arg;
+	cr_expect(run_call(env, C_READ_PIPE), "[%s] before fork()", det_names[env->d]);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_calls(env));
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "[%s] in the child: status %d",
+		  det_names[env->d], WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+}
+
+static void fork_under(int d)
+{
+	SKIP_FORK_UNDER_TSAN();
+	run_under(d, fork_body);
+}
+
+Test(movedfd, fork_auto) { fork_under(LAIO_DETECT_AUTO); }
+Test(movedfd, fork_idle) { fork_under(LAIO_DETECT_IDLE); }
+Test(movedfd, fork_upcall) { fork_under(LAIO_DETECT_UPCALL); }
+Test(movedfd, fork_probe) { fork_under(LAIO_DETECT_PROBE); }
+Test(movedfd, fork_watchdog) { fork_under(LAIO_DETECT_WATCHDOG); }
+Test(movedfd, fork_eager) { fork_under(LAIO_DETECT_EAGER); }
 
 PER_DETECTOR(notify, notify_body)
 PER_DETECTOR(descriptor_calls, descriptor_calls_body)
