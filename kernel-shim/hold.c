@@ -37,13 +37,16 @@
 #define PIDFD_THREAD O_EXCL /* pidfd_open(): the pidfd of one thread (Linux 6.9) */
 #endif
 
-enum { TAKE_NONE, TAKE_OK, TAKE_FAILED };
+/* TAKE_NOFILE: pidfd_getfd() said EBADF (the descriptor is not open; or a kernel that does not
+ * give O_PATH descriptors, which fstat accepts): the call runs on an ordinary spare with the
+ * caller's numbers instead, and the kernel judges the descriptor as it would have */
+enum { TAKE_NONE, TAKE_OK, TAKE_FAILED, TAKE_NOFILE };
 
 struct mover {
 	struct ks_act act;          /* first: the rest of the shim sees an activation */
 	uint32_t go;                /* futex: the caller posted a call whose files to take */
 	uint32_t go_sleeping;       /* the mover sleeps on `go` */
-	uint32_t taken;             /* futex: TAKE_OK or TAKE_FAILED, for the caller */
+	uint32_t taken;             /* futex: a TAKE_ result, for the caller */
 	uint32_t taken_sleeping;    /* the caller sleeps on `taken` */
 	uint32_t born;              /* futex: 1 ready, 2 its table could not be made private */
 	struct sa_thr_mailbox *m;   /* the call posted */
@@ -159,8 +162,7 @@ static void close_taken(struct sa_thr_mailbox *m)
 	m->tm_dupfds = 0;
 }
 
-/* On the mover, while the caller waits: put copies of the call's files in its arguments. A
- * descriptor that is not open becomes -1 (the call fails with EBADF, as it would have). */
+/* On the mover, while the caller waits: put copies of the call's files in its arguments. */
 static uint32_t take(struct mover *mv)
 {
 	struct sa_thr_mailbox *m = mv->m;
@@ -175,15 +177,13 @@ static uint32_t take(struct mover *mv)
 		if (got >= 0) {
 			m->tm_args[i] = got;
 			m->tm_dupfds |= 1u << i;
-		} else if (got == -EBADF) {
-			m->tm_args[i] = -1;
-		} else {
-			if (got == -ENOSYS)
-				__atomic_store_n(&hold_broken, true, __ATOMIC_RELAXED);
-			close_taken(m);
-			memcpy(m->tm_args, orig, sizeof orig);
-			return TAKE_FAILED;
+			continue;
 		}
+		if (got == -ENOSYS)
+			__atomic_store_n(&hold_broken, true, __ATOMIC_RELAXED);
+		close_taken(m);
+		memcpy(m->tm_args, orig, sizeof orig);
+		return got == -EBADF ? TAKE_NOFILE : TAKE_FAILED;
 	}
 	return TAKE_OK;
 }
@@ -330,9 +330,11 @@ struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m)
 	mv->want = want;
 	mv->caller = vp->ks_runner->ks_tid;
 	post_word(&mv->go, 1, &mv->go_sleeping);
-	if (wait_word(&mv->taken, &mv->taken_sleeping, vp->ks_runner->ks_spin) != TAKE_OK)
-		return NULL; /* the mover went back to its pool */
-	return &mv->act;
+	uint32_t r = wait_word(&mv->taken, &mv->taken_sleeping, vp->ks_runner->ks_spin);
+	if (r == TAKE_OK)
+		return &mv->act;
+	/* the mover went back to its pool */
+	return r == TAKE_NOFILE ? ks_act_get() : NULL;
 }
 
 /* Make the number ks_complete() writes the VP's eventfd to name that eventfd in this mover's

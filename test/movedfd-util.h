@@ -158,6 +158,14 @@ static inline bool run_call(struct env *env, int c)
 	return r == expected(c);
 }
 
+/* The number the next open() gets. */
+static inline int lowest_free_number(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	close(fd);
+	return fd;
+}
+
 static inline void run_under(int d, void (*body)(void *))
 {
 	const char *why = "";

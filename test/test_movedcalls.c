@@ -179,6 +179,37 @@ Test(movedfd, auto_moves_no_call_it_cannot_hold)
 	cr_assert_eq(with_detector(LAIO_DETECT_AUTO, auto_routes_body, NULL), 0);
 }
 
+/* Descriptors a mover cannot take are the kernel's to judge, as syscall() would: fstat of an
+ * O_PATH descriptor succeeds, a closed one or -1 is EBADF, and only the low 32 bits of a
+ * descriptor argument count. */
+static void odd_descriptors_body(void *arg)
+{
+	struct env *env = arg;
+	int e;
+	static struct stat st, want;
+	cr_assert_eq(fstat(env->fd, &want), 0);
+	int opath = open(env->path, O_PATH | O_CLOEXEC);
+	long r = laio_syscall(SYS_fstat, opath, &st);
+	r = finish(env, r, errno, &e);
+	cr_expect(r == 0 && st.st_ino == want.st_ino, "[%s] fstat(O_PATH): %ld (%s)",
+		  det_names[env->d], r, r < 0 ? strerror(e) : "");
+	close(opath);
+	int closed = lowest_free_number();
+	char buf[4];
+	long bad[] = { closed, -1, 0x7fffffffL };
+	for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+		r = laio_syscall(SYS_read, bad[i], buf, sizeof buf);
+		r = finish(env, r, errno, &e);
+		cr_expect(r == -1 && e == EBADF, "[%s] read(%ld): %ld (%s)", det_names[env->d],
+			  bad[i], r, strerror(e));
+	}
+	memset(&st, 0, sizeof st);
+	r = laio_syscall(SYS_fstat, (1L << 32) | env->fd, &st);
+	r = finish(env, r, errno, &e);
+	cr_expect(r == 0 && st.st_ino == want.st_ino, "[%s] fstat(2^32 + fd): %ld (%s)",
+		  det_names[env->d], r, r < 0 ? strerror(e) : "");
+}
+
 /* In a child of fork(), which has none of the parent's movers, calls are held again: a read
  * of a pipe that blocks, and a record lock that survives a pread64. */
 static int child_calls(struct env *env)
@@ -235,4 +266,5 @@ Test(movedfd, fork_watchdog) { fork_under(LAIO_DETECT_WATCHDOG); }
 Test(movedfd, fork_eager) { fork_under(LAIO_DETECT_EAGER); }
 
 PER_DETECTOR(notify, notify_body)
+PER_DETECTOR(odd_descriptors, odd_descriptors_body)
 PER_DETECTOR(descriptor_calls, descriptor_calls_body)

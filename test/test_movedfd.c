@@ -138,14 +138,6 @@ static int names_of(int fd)
 	return n;
 }
 
-/* The number the next open() gets. */
-static int lowest_free(void)
-{
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	close(fd);
-	return fd;
-}
-
 /* While a call is in the background, and after it, no descriptor of the process names the
  * call's file but the program's own, and the next open() gets the lowest free number. (The
  * suite's harness opens descriptors of its own at times: a number taken meanwhile by
@@ -157,7 +149,7 @@ static void numbers_body(void *arg)
 	int above = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	close(hole);
 	for (int c = 0; c < C_COUNT; c++) {
-		int want = lowest_free(), names = names_of(call_fd(env, c));
+		int want = lowest_free_number(), names = names_of(call_fd(env, c));
 		char buf[8], what[256] = "", file[256];
 		fd_target(call_fd(env, c), file, sizeof file);
 		pthread_t writer;
@@ -256,7 +248,7 @@ static void full_table_body(void *arg)
 	int freed;
 	getrlimit(RLIMIT_NOFILE, &old);
 	lim = old;
-	lim.rlim_cur = (rlim_t)lowest_free() + 24;
+	lim.rlim_cur = (rlim_t)lowest_free_number() + 24;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
 	int full = fill_and_call(env, res, &freed);
 	setrlimit(RLIMIT_NOFILE, &old);
