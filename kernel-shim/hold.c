@@ -113,11 +113,14 @@ static uint32_t wait_word(uint32_t *word, uint32_t *sleeping, bool spin)
 	return v;
 }
 
-static void post_word(uint32_t *word, uint32_t v, uint32_t *sleeping)
+/* Set *word to v and wake its waiter if it sleeps; whether it did. */
+static bool post_word(uint32_t *word, uint32_t v, uint32_t *sleeping)
 {
 	__atomic_store_n(word, v, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(sleeping, __ATOMIC_SEQ_CST))
-		ks_futex_wake(word, 1);
+	if (!__atomic_load_n(sleeping, __ATOMIC_SEQ_CST))
+		return false;
+	ks_futex_wake(word, 1);
+	return true;
 }
 
 /* A pidfd of the caller's thread in this mover's table (kept for the next call of the same
@@ -329,8 +332,9 @@ struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m)
 	mv->m = m;
 	mv->want = want;
 	mv->caller = vp->ks_runner->ks_tid;
-	post_word(&mv->go, 1, &mv->go_sleeping);
-	uint32_t r = wait_word(&mv->taken, &mv->taken_sleeping, vp->ks_runner->ks_spin);
+	/* a mover that slept is woken on this CPU the sooner if the caller sleeps at once */
+	bool woke = post_word(&mv->go, 1, &mv->go_sleeping);
+	uint32_t r = wait_word(&mv->taken, &mv->taken_sleeping, vp->ks_runner->ks_spin && !woke);
 	if (r == TAKE_OK)
 		return &mv->act;
 	/* the mover went back to its pool */
