@@ -16,8 +16,9 @@
  * and waits while the mover copies the call's files from the caller's thread into its own
  * table (pidfd_getfd(); a thread of the same thread group may always do that); the call then
  * runs on those copies, and closing them afterwards touches neither a number nor a lock of the
- * process. The wait is short: movers are taken newest first and spin a while before they
- * sleep, so the one taken is usually awake.
+ * process. The wait is short when the mover is awake (movers are taken newest first and spin
+ * a while before they sleep); one asleep must first be woken, a cross-CPU wakeup that the
+ * caller then waits for (docs/reliability.md has the figures).
  *
  * Calls whose result or effect is a descriptor of the process's table, or that name other
  * descriptors in their memory (accept, sendmsg and recvmsg with SCM_RIGHTS, and every call not
