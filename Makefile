@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^\#define LAIO_VERSION "\(.*\)"/\1/p' laio/laio.h)
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 
-SHIM_SRC := kernel-shim/act.c kernel-shim/cgroup.c kernel-shim/cgroup_find.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/idle.c kernel-shim/move.c \
+SHIM_SRC := kernel-shim/act.c kernel-shim/cgroup.c kernel-shim/cgroup_find.c kernel-shim/claim.c kernel-shim/futex.c kernel-shim/hold.c kernel-shim/idle.c kernel-shim/move.c \
             kernel-shim/probe.c kernel-shim/sigmask.c kernel-shim/tls.c kernel-shim/upcall.c kernel-shim/vp.c \
             kernel-shim/watchdog.c kernel-shim/trap.S
 SA_SRC   := activation/sa.c activation/calls.c activation/limits.c activation/trace.c
@@ -137,6 +137,7 @@ $(BUILD)/test/%: test/%.c test/test-util.h $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -Iactivation -Iruntime -o $@ $< $(BUILD)/liblaio.a \
 		$$(pkg-config --cflags --libs criterion) $(LDLIBS)
+$(BUILD)/test/test_movedfd $(BUILD)/test/test_movedcalls: test/movedfd-util.h
 $(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -o $@ $< $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a \

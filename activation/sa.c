@@ -186,7 +186,8 @@ void ks_routes_fill(struct ks_vp *vp)
 {
 	/* auto: where the idle standby works, every call takes the trap (a plain read costs less
 	   than its non-blocking probe, and the call keeps its thread); else the probe where a call
-	   has a non-blocking form */
+	   has a non-blocking form and its files can be held while it is moved (not recvmsg: its
+	   descriptor is resolved only when the moved call starts; docs/reliability.md) */
 	bool auto_probe = vp->ks_detector == SA_DETECT_AUTO && vp->ks_lazy != SA_DETECT_IDLE;
 	for (long nr = 0; nr < 512; nr++) {
 		int r;
@@ -198,7 +199,7 @@ void ks_routes_fill(struct ks_vp *vp)
 		else if (vp->ks_detector == SA_DETECT_EAGER)
 			r = cls == SA_CALL_THREAD ? KS_ROUTE_DIRECT
 			    : cls == SA_CALL_ARGS ? KS_ROUTE_MOVE_ARGS : KS_ROUTE_MOVE;
-		else if (auto_probe && ks_probe_applies(nr))
+		else if (auto_probe && ks_probe_applies(nr) && ks_hold_applies(nr))
 			r = KS_ROUTE_PROBE;
 		else
 			r = KS_ROUTE_TRAP;
@@ -206,14 +207,15 @@ void ks_routes_fill(struct ks_vp *vp)
 	}
 }
 
-/* The detector that watches trapped calls: auto takes the best that works here. */
+/* The detector that watches trapped calls: auto takes the best that works here, of those
+ * that leave the program's descriptor table alone. Not upcall: it keeps a perf event
+ * descriptor in the process's table for each activation that runs or just ran the VP, so
+ * while a call blocks the program's next open() may get a higher number, or EMFILE at a full
+ * table (docs/reliability.md). */
 static int lazy_detector(int d)
 {
-	if (d == SA_DETECT_AUTO) {
-		if (ks_idle_available(NULL))
-			return SA_DETECT_IDLE;
-		return ks_upcall_available(NULL) == 1 ? SA_DETECT_UPCALL : SA_DETECT_WATCHDOG;
-	}
+	if (d == SA_DETECT_AUTO)
+		return ks_idle_available(NULL) ? SA_DETECT_IDLE : SA_DETECT_WATCHDOG;
 	return d == SA_DETECT_PROBE || d == SA_DETECT_EAGER ? KS_LAZY_NONE : d;
 }
 
@@ -365,7 +367,7 @@ long sa_save_and_run(struct sa_context *ctx, void (*fn)(void *), void *arg, void
 void sa_counters(struct sa_counters *c)
 {
 	c->activations = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED);
-	c->spares = __atomic_load_n(&ks_stat.spares, __ATOMIC_RELAXED);
+	c->spares = __atomic_load_n(&ks_stat.spares, __ATOMIC_RELAXED) + ks_hold_parked();
 	c->claims_won = __atomic_load_n(&ks_stat.claims_won, __ATOMIC_RELAXED);
 	c->claims_lost = __atomic_load_n(&ks_stat.claims_lost, __ATOMIC_RELAXED);
 	c->moved = __atomic_load_n(&ks_stat.moved, __ATOMIC_RELAXED);

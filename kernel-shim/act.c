@@ -105,20 +105,29 @@ static int start_thread(void *(*fn)(void *), void *arg, bool cancel_open)
 	return rc;
 }
 
-/* A new kernel thread, born with every signal blocked but the cancel signal. It joins the
- * pool, unless it is created for a caller that gives it a task at once (`for_caller`). */
-static struct ks_act *act_create(bool for_caller)
+/* May one more activation be born (of any kind: hold.c's movers too)? Not at the limit, nor
+ * when a failure is injected (which this consumes). */
+bool ks_act_may_create(void)
 {
 	int inj = __atomic_load_n(&inject_failures, __ATOMIC_RELAXED);
 	if (inj > 0 && __atomic_compare_exchange_n(&inject_failures, &inj, inj - 1, false,
 						   __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 		sa_limit_notice(SA_LIMIT_CREATE, EAGAIN);
-		return NULL;
+		return false;
 	}
 	if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations) {
 		sa_limit_notice(SA_LIMIT_ACTIVATIONS, ks_max_activations);
-		return NULL;
+		return false;
 	}
+	return true;
+}
+
+/* A new kernel thread, born with every signal blocked but the cancel signal. It joins the
+ * pool, unless it is created for a caller that gives it a task at once (`for_caller`). */
+static struct ks_act *act_create(bool for_caller)
+{
+	if (!ks_act_may_create())
+		return NULL;
 	struct ks_act *act = act_alloc();
 	if (!act)
 		return NULL;

@@ -177,6 +177,18 @@ long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long pr
 void ks_run_moved_call(struct ks_act *act, struct sa_thr_mailbox *m);
 long ks_with_prefix(long raw, long prefix);
 
+/* hold.c: the files of a moved call, held outside the process's descriptor table */
+/* On the caller, m's call and arguments set: the activation to give the call to. For a call
+ * that does I/O on its descriptors, one that has taken their files into a table of its own
+ * (m->tm_args then names them there; bit i of m->tm_dupfds: argument i was taken); NULL when
+ * none can be had (the call then runs synchronously). */
+struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m);
+/* On the activation that ran m's call, before its completion: let the files go. */
+void ks_hold_release(struct ks_act *act, struct sa_thr_mailbox *m);
+unsigned long ks_hold_parked(void); /* activations of the kind that take files, parked now */
+bool ks_hold_applies(long nr);      /* a moved call nr has files a mover holds */
+bool ks_act_may_create(void); /* act.c: one more activation may be born */
+
 /* detectors */
 /* 1: done without blocking (raw set); 0: would block (move it); -1: no probe for this fd;
  * 2: a partial result that is not the call's (raw: the bytes read; args: the rest to move) */

@@ -90,7 +90,7 @@ int laio_in_flight(const void *handle);
 /* Block detectors (see laio_init(3)). */
 enum laio_detector {
 	LAIO_DETECT_AUTO = 0,  /* idle where it works, else probe where a call has a non-blocking
-				  form and upcall or watchdog for the others */
+				  form and watchdog for the others */
 	LAIO_DETECT_UPCALL,    /* kernel notice on switch-out (perf context-switch event) */
 	LAIO_DETECT_PROBE,     /* try the non-blocking form; hand the call off if it would block */
 	LAIO_DETECT_WATCHDOG,  /* a monitor thread sees the same call in progress twice */

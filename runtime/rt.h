@@ -33,7 +33,7 @@ typedef struct rt_thread rt_thread_t;
 
 /* How a VP finds out that a call blocked (the values of enum sa_detector in sa.h). */
 enum rt_detector {
-	RT_DETECT_AUTO = 0,  /* the shim's choice per call: idle, else probe/upcall/watchdog */
+	RT_DETECT_AUTO = 0,  /* the shim's choice per call: idle, else probe/watchdog */
 	RT_DETECT_UPCALL,    /* perf context-switch event (needs perf permission) */
 	RT_DETECT_PROBE,     /* non-blocking form first; other calls run synchronously */
 	RT_DETECT_WATCHDOG,  /* a monitor sees the same call in progress at two looks */
