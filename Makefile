@@ -18,15 +18,16 @@ HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 
 # the shim's files, bottom layer first (kernel-shim/ks.h; scripts/layers.sh checks the order)
 SHIM_SRC := kernel-shim/ctx.S kernel-shim/futex.c kernel-shim/counters.c kernel-shim/tls.c \
-            kernel-shim/sigmask.c kernel-shim/act.c kernel-shim/vp.c kernel-shim/confirm.c \
-            kernel-shim/complete.c kernel-shim/deliver.c kernel-shim/claim.c kernel-shim/lost.c \
-            kernel-shim/cancel.c kernel-shim/move.c kernel-shim/kick.c kernel-shim/probe.c \
-            kernel-shim/watchdog.c kernel-shim/upcall.c kernel-shim/idle.c kernel-shim/detect.c \
-            kernel-shim/trap.S kernel-shim/signals.c kernel-shim/entry.c
-SA_SRC   := activation/sa.c activation/calls.c
+            kernel-shim/sigmask.c kernel-shim/cgroup_find.c kernel-shim/cgroup.c kernel-shim/act.c \
+            kernel-shim/vp.c kernel-shim/confirm.c kernel-shim/complete.c kernel-shim/deliver.c \
+            kernel-shim/claim.c kernel-shim/lost.c kernel-shim/cancel.c kernel-shim/hold.c \
+            kernel-shim/move.c kernel-shim/kick.c kernel-shim/probe.c kernel-shim/watchdog.c \
+            kernel-shim/upcall.c kernel-shim/idle.c kernel-shim/detect.c kernel-shim/trap.S \
+            kernel-shim/signals.c kernel-shim/entry.c
+SA_SRC   := activation/sa.c activation/calls.c activation/limits.c
 TRACE_SRC := trace/trace.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)
-LAIO_SRC := laio/laio.c laio/upcall_handler.c laio/entry.S
+LAIO_SRC := laio/laio.c laio/state.c laio/upcall_handler.c laio/entry.S
 LIB_SRC  := $(SHIM_SRC) $(SA_SRC) $(TRACE_SRC) $(RT_SRC) $(LAIO_SRC)
 LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
 
@@ -37,7 +38,7 @@ EXAMPLES := $(patsubst %.c,$(BUILD)/%,$(wildcard docs/examples/*.c))
 EVENT_LIBS := $(BUILD)/liblaio-event.a $(BUILD)/liblaio-event.so $(BUILD)/laio-event.pc
 SONAME   := liblaio.so.$(SOMAJOR)
 
-.PHONY: all help deps deps-check test-deps bench-deps macrobench-deps timeline-deps check test model check-asan check-tsan install uninstall \
+.PHONY: install-check valgrind-event all help deps deps-check test-deps bench-deps macrobench-deps timeline-deps check test model check-asan check-tsan install uninstall \
         clean bench bench-quick stress examples macrobench macrobench-quick results pc timeline FORCE
 # `make` builds; it never installs packages (`make deps` does, as root): deps-check says what is
 # missing and fails.
@@ -47,18 +48,22 @@ help:
 	@echo 'make                 build/liblaio.a, build/liblaio.so (and the libevent adapter when'
 	@echo '                     libevent is installed): never installs packages'
 	@echo 'make deps            install the Debian packages the build needs (as root)'
-	@echo 'make test            every Criterion suite, the examples, the install check, the model'
+	@echo 'make test            every Criterion suite, the examples, the install check, the'
+	@echo '                     output check of the benchmarks and scripts, the model'
 	@echo 'make bench           the paper'"'"'s pipe microbenchmark, side by side (bench-quick: short)'
-	@echo 'make macrobench      the paper'"'"'s web-server experiment (~20 min; macrobench-quick)'
+	@echo 'make macrobench      the paper'"'"'s web-server experiment, pinned (~19 min; macrobench-quick ~3 min)'
 	@echo 'make check-asan      the suites under AddressSanitizer and UBSan'
 	@echo 'make check-tsan      the suites under ThreadSanitizer'
 	@echo 'make model           the Spin models of the hand-off protocol and the idle standby'
 	@echo 'make stress          the long race stress (10 million calls per detector)'
 	@echo 'make examples        build the programs of docs/examples'
-	@echo 'make timeline        a PNG of a trace file: TRACE=f.json [OUT=f.png] (docs/tracing.md)'
+	@echo 'make timeline        a PNG of a trace file: TRACE=f.json [OUT=f.png] [FROM=ms TO=ms]'
+	@echo '                     (a window; docs/tracing.md)'
 	@echo 'make results         the tables of docs/results.md from the last benchmark CSVs'
 	@echo 'make install         PREFIX=/usr/local DESTDIR= LIBDIR=$$(PREFIX)/lib INCLUDEDIR= MANDIR='
-	@echo 'make uninstall       the same variables; removes what install put there'
+	@echo 'make uninstall       the same variables; removes what install put there, and the'
+	@echo '                     directories it created; install runs ldconfig (LDCONFIG=) when the'
+	@echo '                     dynamic linker searches LIBDIR'
 	@echo 'make clean           remove build, build-asan, build-tsan'
 	@echo 'Variables: CFLAGS, LDFLAGS (added to what the build needs), BUILD=dir, CC'
 
@@ -138,6 +143,7 @@ $(BUILD)/test/%: test/%.c test/test-util.h $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -Iactivation -Iruntime -o $@ $< $(BUILD)/liblaio.a \
 		$$(pkg-config --cflags --libs criterion) $(LDLIBS)
+$(BUILD)/test/test_movedfd $(BUILD)/test/test_movedcalls: test/movedfd-util.h
 $(BUILD)/test/test_event: test/test_event.c test/test-util.h $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilaio -o $@ $< $(BUILD)/liblaio-event.a $(BUILD)/liblaio.a \
@@ -149,20 +155,34 @@ examples: $(EXAMPLES)
 
 check: test
 test: test-deps all $(TEST_BIN) $(EXAMPLES)
+	@sh scripts/layers.sh $(BUILD) $(SHIM_SRC) >$(BUILD)/layers.txt && \
+		echo "layers: kernel-shim/ calls one way ($(BUILD)/layers.txt)"
 	@if [ -f macrobench/Makefile ]; then $(MAKE) --no-print-directory -C macrobench all BUILD=$(abspath $(BUILD)); fi
 	@sh test/run-suites.sh $(BUILD) $(TEST_BIN)
+	@$(MAKE) --no-print-directory valgrind-event
 	@sh test/install/install-test.sh $(BUILD)
+	@sh test/tools/tools-test.sh $(BUILD)
 	@$(MAKE) --no-print-directory model
 
-# A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png]; without
-# TRACE, the paper's example is run and drawn into $(BUILD)/laio_paper_timeline.png.
+# The libevent adapter frees its context from inside its own callbacks: its suite runs under
+# valgrind too, which reports a read of freed memory even where the freed bytes still look right.
+valgrind-event: $(BUILD)/test/test_event
+	@if command -v valgrind >/dev/null; then \
+		echo "== valgrind $(BUILD)/test/test_event"; \
+		valgrind -q --trace-children=yes --error-exitcode=9 $(BUILD)/test/test_event --jobs 1; \
+	else echo "valgrind-event: valgrind is not installed: skipped (make test-deps)"; fi
+
+# A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png] [FROM=ms] [TO=ms];
+# without TRACE, the paper's example is run and drawn into $(BUILD)/laio_paper_timeline.png.
+# FROM and TO: a window, in ms since the trace's first event.
 timeline: timeline-deps $(if $(TRACE),,$(BUILD)/docs/examples/laio_paper)
 	@if [ -n "$(TRACE)" ]; then \
-		sh scripts/timeline.sh "$(TRACE)" "$(or $(OUT),$(basename $(TRACE)).png)"; \
+		sh scripts/timeline.sh "$(TRACE)" "$(or $(OUT),$(basename $(TRACE)).png)" "$(notdir $(TRACE))" \
+			"$(FROM)" "$(TO)"; \
 	else \
 		LAIO_TRACE_FILE=$(BUILD)/laio_paper.json $(BUILD)/docs/examples/laio_paper >/dev/null && \
 		sh scripts/timeline.sh $(BUILD)/laio_paper.json $(or $(OUT),$(BUILD)/laio_paper_timeline.png) \
-			"docs/examples/laio_paper.c: LAIO_TRACE_FILE timeline"; \
+			"docs/examples/laio_paper.c: LAIO_TRACE_FILE timeline" "$(FROM)" "$(TO)"; \
 	fi
 
 model:
@@ -183,7 +203,7 @@ stress: all
 
 # Each installs what it needs first (prerequisites run left to right), then builds.
 bench bench-quick: bench-deps all
-	$(MAKE) -C microbench $@ BUILD=$(abspath $(BUILD))
+	@$(MAKE) --no-print-directory -C microbench $@ BUILD=$(abspath $(BUILD))
 
 # docs/results.md's tables, from the CSVs the last `make bench` and `make macrobench` wrote
 results:
@@ -196,9 +216,15 @@ macrobench macrobench-quick: macrobench-deps all
 INC_INSTALL := laio/laio.h:laio.h activation/sa.h:laio/sa.h runtime/rt.h:laio/rt.h \
                $(if $(HAVE_LIBEVENT),laio/laio_event.h:laio/event.h)
 MAN_PAGES   := $(wildcard docs/man/*.3 docs/man/*.7)
-install: all pc
-	install -d $(DESTDIR)$(INCLUDEDIR)/laio $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+INSTALL_DIRS := $(INCLUDEDIR)/laio $(LIBDIR)/pkgconfig $(MANDIR)/man3 $(MANDIR)/man7
+# The directories install created, so that uninstall removes those and no others.
+INSTALL_RECORD := $(INCLUDEDIR)/laio/.installed-dirs
+LDCONFIG ?= ldconfig
+# Said first, before anything is built: without permission, install -d's own message is misleading.
+install-check:
+	@sh scripts/install-dirs.sh check $(addprefix $(DESTDIR),$(INSTALL_DIRS))
+install: install-check all pc
+	sh scripts/install-dirs.sh create "$(DESTDIR)" $(INSTALL_RECORD) $(INSTALL_DIRS)
 	for h in $(INC_INSTALL); do install -m 644 "$${h%%:*}" "$(DESTDIR)$(INCLUDEDIR)/$${h#*:}"; done
 	install -m 644 $(BUILD)/liblaio.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/liblaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -213,15 +239,17 @@ ifeq ($(HAVE_LIBEVENT),yes)
 	install -m 644 $(BUILD)/laio-event.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 endif
 	for m in $(MAN_PAGES); do install -m 644 "$$m" "$(DESTDIR)$(MANDIR)/man$${m##*.}/"; done
+	$(if $(DESTDIR),,@sh scripts/install-dirs.sh ldconfig $(LDCONFIG) $(LIBDIR))
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/laio.h $(DESTDIR)$(INCLUDEDIR)/laio/sa.h \
 		$(DESTDIR)$(INCLUDEDIR)/laio/rt.h $(DESTDIR)$(INCLUDEDIR)/laio/event.h
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/laio 2>/dev/null
 	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,liblaio.a liblaio.so liblaio.so.$(SOMAJOR) \
 		liblaio.so.$(VERSION) liblaio-event.a liblaio-event.so liblaio-event.so.$(SOMAJOR) \
 		liblaio-event.so.$(VERSION) pkgconfig/laio.pc pkgconfig/laio-event.pc)
 	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	sh scripts/install-dirs.sh remove "$(DESTDIR)" $(INSTALL_RECORD)
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/laio 2>/dev/null
 
 clean:
 	rm -rf build build-asan build-tsan

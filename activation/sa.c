@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "sa.h"
+#include "sa-limits.h"
 #include "../kernel-shim/ks.h"
 
 __thread struct sa_mailbox *ks_self_mb __attribute__((tls_model("initial-exec")));
@@ -54,10 +55,26 @@ static void read_limit(void)
 	errno = saved;
 }
 
+/* No more activations than the process may have kernel threads: a limit past that is never
+ * reached, thread creation fails first. An explicit setting that is clamped is said on stderr. */
+static void clamp_activations(bool explicit)
+{
+	const char *which;
+	unsigned long room = sa_thread_room(&which);
+	if (ks_max_activations <= room)
+		return;
+	if (explicit)
+		fprintf(stderr, "laio: LAIO_MAX_ACTIVATIONS=%lu is more kernel threads than this "
+			"process may have (%s %lu); using %lu\n", ks_max_activations, which, room, room);
+	ks_max_activations = room;
+}
+
 static void process_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	read_limit();
+	const char *e = getenv("LAIO_MAX_ACTIVATIONS");
+	clamp_activations(e && *e);
 	ks_tls_init();
 	ks_umask_init();
 	ks_claim_init();
@@ -238,7 +255,7 @@ void sa_counters(struct sa_counters *c)
 	struct ks_counters k;
 	ks_counters_read(&k);
 	c->activations = k.activations;
-	c->spares = k.spares;
+	c->spares = k.spares + ks_hold_parked();
 	c->claims_won = k.claims_won;
 	c->claims_lost = k.claims_lost;
 	c->moved = k.moved;

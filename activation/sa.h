@@ -76,7 +76,8 @@ struct sa_thr_mailbox {
 	long tm_prefix;                    /* a moved call that continues a partial probe: the bytes
 					      already read, added to its result (shim private) */
 	unsigned tm_dupfds;                /* a moved call: the arguments (bit i: tm_args[i]) that are
-					      duplicates of the caller's descriptors (shim private) */
+					      copies of the caller's descriptors, held in the table
+					      of the activation that runs it (shim private) */
 	uint64_t tm_done_ns;               /* with SA_TIMESTAMP: when the blocked call finished
 					      (CLOCK_MONOTONIC ns), valid once it is on sa_completed */
 };
@@ -209,7 +210,7 @@ void sa_thr_init(struct sa_thr_mailbox *tm);
 /* Block detectors (docs/design.md, "Detecting that a call blocked"). */
 enum sa_detector {
 	SA_DETECT_AUTO = 0, /* idle where it works, else probe where a call has a non-blocking
-			       form, else upcall, else watchdog (docs/design.md) */
+			       form, else watchdog (docs/design.md) */
 	SA_DETECT_UPCALL,   /* perf context-switch event, signal to the VP's standby activation */
 	SA_DETECT_PROBE,    /* try the non-blocking form, move the call if it would block */
 	SA_DETECT_WATCHDOG, /* a monitor sees the same call in progress at two looks */
@@ -245,7 +246,7 @@ int sa_call_thread_bound(long nr, const long args[6]);
 /* Counters of the shim, for statistics and tests (process-wide). */
 struct sa_counters {
 	unsigned long activations;   /* kernel threads created */
-	unsigned long spares;        /* parked in the pool now */
+	unsigned long spares;        /* parked in the pools now (movers too: docs/design.md) */
 	unsigned long claims_won;    /* VPs taken from a blocked runner */
 	unsigned long claims_lost;   /* the runner came back first */
 	unsigned long moved;         /* calls moved to another activation */

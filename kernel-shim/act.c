@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 #include "ks.h"
+#include "../activation/sa-limits.h"
 
 #define POOL_LOW 4          /* spares kept however quiet the process is */
 #define RATE_WINDOW_NS 5000000u /* the reserve covers this long at the recent take rate */
@@ -89,7 +90,10 @@ static void *act_start(void *arg)
 	act->ks_fs = ks_get_fs();
 	act->ks_spin = ks_may_spin();
 	ks_rseq_own(act);
-	__atomic_fetch_add(&ks_stat.activations, 1, __ATOMIC_RELAXED);
+	/* counted: the activations that run calls; a thread born for a long task of the pool or a
+	   detector (spawner, watchdog) is not one (an idle standby counts itself) */
+	if (!act->ks_fn)
+		__atomic_fetch_add(&ks_stat.activations, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&act->ks_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	ks_futex_wake((uint32_t *)&act->ks_tid, 1);
 	KS_KSTACK_CLEAN(act);
@@ -115,14 +119,27 @@ static int start_thread(void *(*fn)(void *), void *arg)
 	return rc;
 }
 
-/* A new activation. It joins the pool, unless it is born with a task (`fn`). */
-static struct ks_act *act_create(ks_task_fn *fn, void *arg)
+/* May one more activation be born (of any kind: hold.c's movers too)? Not at the limit, nor
+ * when a failure is injected (which this consumes). The first refusal is said once. */
+bool ks_act_may_create(void)
 {
 	int inj = __atomic_load_n(&inject_failures, __ATOMIC_RELAXED);
 	if (inj > 0 && __atomic_compare_exchange_n(&inject_failures, &inj, inj - 1, false,
-						   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		return NULL;
-	if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations)
+						   __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		sa_limit_notice(SA_LIMIT_CREATE, EAGAIN);
+		return false;
+	}
+	if (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations) {
+		sa_limit_notice(SA_LIMIT_ACTIVATIONS, ks_max_activations);
+		return false;
+	}
+	return true;
+}
+
+/* A new activation. It joins the pool, unless it is born with a task (`fn`). */
+static struct ks_act *act_create(ks_task_fn *fn, void *arg)
+{
+	if (!ks_act_may_create())
 		return NULL;
 	struct ks_act *act = act_alloc();
 	if (!act)
@@ -135,8 +152,10 @@ static struct ks_act *act_create(ks_task_fn *fn, void *arg)
 	while (rc == 0 && __atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
 		ks_futex_wait((uint32_t *)&act->ks_tid, 0, NULL);
 	pthread_mutex_unlock(&create_lock);
-	if (rc != 0)
+	if (rc != 0) {
+		sa_limit_notice(SA_LIMIT_CREATE, (unsigned long)rc);
 		act->ks_retired = true; /* stays on all_acts, unused: harmless */
+	}
 	return rc == 0 ? act : NULL;
 }
 
@@ -183,6 +202,17 @@ bool ks_act_exhausted(void)
 	return spares_now() == 0 &&
 	       (__atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) >= ks_max_activations ||
 		__atomic_load_n(&spawn_failed, __ATOMIC_RELAXED));
+}
+
+/* A spare for a call that must go to one now (a moved call): an empty pool is refilled by the
+ * spawner, off this path, and the caller waits for it rather than run synchronously, unless
+ * no spare can come at all (NULL). */
+struct ks_act *ks_act_wait_take(void)
+{
+	struct ks_act *spare;
+	while (!(spare = ks_act_take()) && !ks_act_exhausted())
+		ks_raw_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+	return spare;
 }
 
 /* Hand task {fn, arg} to an activation taken with ks_act_take(). */

@@ -32,12 +32,31 @@ static bool full_barrier_everywhere(void)
 	return ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) == 0;
 }
 
+/* ks_vp.ks_nsync_seen of a call counted in sa_nsync and then claimed after all. */
+#define NSYNC_RETRACTED (1ull << 63)
+
 /* Call `s` blocked and runs synchronously (no activation to claim it, or the scheduler's limit):
- * counted in sa_nsync once however many detectors or looks find it. */
+ * counted in sa_nsync once however many detectors or looks find it. A later look may still find
+ * a spare and claim it: the claim takes the count back (retract_sync) before the flow can see
+ * it, so sa_nsync counts only calls that really ran synchronously. */
 void ks_count_sync(struct ks_vp *vp, uint64_t s)
 {
-	if (__atomic_exchange_n(&vp->ks_nsync_seen, s, __ATOMIC_RELAXED) != s)
-		__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
+	uint64_t old = __atomic_load_n(&vp->ks_nsync_seen, __ATOMIC_RELAXED);
+	do
+		if (old == s || old == (s | NSYNC_RETRACTED))
+			return;
+	while (!__atomic_compare_exchange_n(&vp->ks_nsync_seen, &old, s, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED));
+	__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
+}
+
+/* Call `s` was counted as synchronous and has been claimed: it goes to the background. */
+static void retract_sync(struct ks_vp *vp, uint64_t s)
+{
+	uint64_t was = s;
+	if (__atomic_compare_exchange_n(&vp->ks_nsync_seen, &was, s | NSYNC_RETRACTED, false,
+					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		__atomic_fetch_sub(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
 }
 
 /* A call went to the background, found by detector `by`: process-wide and per VP. */
@@ -82,6 +101,7 @@ static uint64_t take_over(struct ks_act *self, struct ks_vp *vp, struct sa_thr_m
 		vp->ks_det->runner_changed(vp, blocked);
 	decide(vp, m, s, true);
 	KS_COUNT(claims_won);
+	retract_sync(vp, s);
 	ks_count_handoff(vp, by);
 	return umask;
 }
@@ -95,7 +115,11 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	uint32_t zero = 0;
 
 	if (__atomic_load_n(&mb->sa_flags, __ATOMIC_RELAXED) & SA_NOUPCALL) {
-		ks_count_sync(vp, s); /* the scheduler asked for synchronous completion (its limit) */
+		/* the scheduler asked for synchronous completion (its limit); a claimer that comes
+		   after the call ended counts nothing */
+		if (__atomic_load_n(&mb->sa_curthread, __ATOMIC_ACQUIRE) == m &&
+		    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) == s)
+			ks_count_sync(vp, s);
 		return false;
 	}
 	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,

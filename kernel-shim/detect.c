@@ -5,7 +5,7 @@
  * watchdog); probe and eager are routes instead: they move a call to a spare before it can block
  * (move.c). auto takes, for every call, the best that works here: the idle detector where rseq
  * works (with the watchdog as its backstop), else the probe for calls that have a non-blocking
- * form and the upcall detector (or the watchdog) for the rest.
+ * form and the watchdog for the rest.
  */
 #include <sys/syscall.h>
 #include <string.h>
@@ -43,11 +43,10 @@ int ks_detector_available(int d, const char **why)
 /* The detector of trapped calls for choice d (NULL: nothing is trapped). */
 static const struct ks_detector *lazy(int d)
 {
-	if (d == SA_DETECT_AUTO) {
-		if (ks_det_idle.available(NULL))
-			return &ks_det_idle;
-		return ks_det_upcall.available(NULL) == 1 ? &ks_det_upcall : &ks_det_watchdog;
-	}
+	/* auto: never upcall, which keeps perf event descriptors in the process's table, where
+	   the program sees them (a higher number from open(), EMFILE at a full table) */
+	if (d == SA_DETECT_AUTO)
+		return ks_det_idle.available(NULL) ? &ks_det_idle : &ks_det_watchdog;
 	return table[d];
 }
 
@@ -55,7 +54,8 @@ static void routes_fill(struct ks_vp *vp)
 {
 	/* auto: where the idle standby works, every call takes the trap (a plain read costs less
 	   than its non-blocking probe, and the call keeps its thread); else the probe where a call
-	   has a non-blocking form */
+	   has a non-blocking form and its files can be held while it is moved (not recvmsg: its
+	   descriptor is resolved only when the moved call starts; docs/reliability.md) */
 	int d = vp->ks_detector;
 	bool auto_probe = d == SA_DETECT_AUTO && vp->ks_det != &ks_det_idle;
 	for (long nr = 0; nr < KS_NCALLS; nr++) {
@@ -70,7 +70,7 @@ static void routes_fill(struct ks_vp *vp)
 		else if (d == SA_DETECT_EAGER)
 			r = cls == SA_CALL_THREAD ? KS_ROUTE_DIRECT
 			    : cls == SA_CALL_ARGS ? KS_ROUTE_MOVE_ARGS : KS_ROUTE_MOVE;
-		else if (auto_probe && ks_probe_applies(nr))
+		else if (auto_probe && ks_probe_applies(nr) && ks_hold_applies(nr))
 			r = KS_ROUTE_PROBE;
 		else
 			r = KS_ROUTE_TRAP;

@@ -31,13 +31,22 @@ uint64_t ks_now_ns(void)
 }
 
 /* Spinning for a wakeup only helps if the waker can run on another CPU meanwhile: a thread
- * pinned to one CPU (with its wakers) must sleep at once. */
+ * pinned to one CPU (with its wakers) must sleep at once. The count of CPUs online is read
+ * once: glibc opens a file in /sys for it, and every activation born would otherwise hold a
+ * number of the program's descriptor table for a moment (EMFILE to the program at a full
+ * table). */
 bool ks_may_spin(void)
 {
+	static long online;
 	cpu_set_t set;
+	long n = __atomic_load_n(&online, __ATOMIC_RELAXED);
+	if (n == 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		__atomic_store_n(&online, n, __ATOMIC_RELAXED);
+	}
 	if (sched_getaffinity(0, sizeof set, &set) != 0)
 		return false;
-	return CPU_COUNT(&set) > 1 && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	return CPU_COUNT(&set) > 1 && n > 1;
 }
 
 void ks_spin_pause(void)

@@ -26,6 +26,9 @@
  *
  * The standby reads VPs without a lock (vp.c keeps them type-stable) and holds no lock that a
  * normal thread could wait for: an idle-class thread may not run for as long as its CPU is busy.
+ * It holds a reference to a VP only for one look (a few loads), because the mailboxes it reads
+ * are the program's memory: sa_free() waits for that look to end. A standby preempted inside a
+ * look on a busy CPU delays a thread's exit by that much, never a call.
  */
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -56,34 +59,45 @@ static int available(const char **why)
 	return 1;
 }
 
+/* I1 for one live VP: true if its runner shows `cpu` and is in a call. */
+static bool look(struct ks_vp *vp, int32_t cpu)
+{
+	if (__atomic_load_n(&vp->ks_det, __ATOMIC_ACQUIRE) != &ks_det_idle)
+		return false;
+	struct ks_act *runner = __atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE);
+	if (ks_cpu_of(runner) != cpu)
+		return false;
+	struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE);
+	uint64_t s = m ? __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) : 0;
+	if (!(s & 1))
+		return false;
+	if (!ks_propose_due(&vp->ks_idle.claimed, m, s, ks_now_ns()))
+		return true; /* proposed already */
+	/* Only preempted? Then it runs now and leaves the call. */
+	sched_yield();
+	if (__atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE) != m ||
+	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s ||
+	    ks_cpu_of(__atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE)) != cpu)
+		return true;
+	if (ks_send_claimer(vp, m, s, SA_DETECT_IDLE))
+		ks_proposed(&vp->ks_idle.claimed, m, s, ks_now_ns());
+	return true;
+}
+
 /* I1: propose claims for the calls in progress on `cpu`; true if any is in progress. */
 static bool scan(int32_t cpu)
 {
 	bool busy = false;
 	for (struct ks_vp *vp = __atomic_load_n(&ks_all_vps, __ATOMIC_ACQUIRE); vp;
 	     vp = vp->ks_all_next) {
-		if (__atomic_load_n(&vp->ks_dead, __ATOMIC_ACQUIRE) ||
-		    __atomic_load_n(&vp->ks_det, __ATOMIC_ACQUIRE) != &ks_det_idle)
+		/* a reference first, then "still live?": sa_free() waits for the reference, so the
+		   mailboxes (the program's memory) stay valid while this look lasts */
+		if (__atomic_load_n(&vp->ks_det, __ATOMIC_ACQUIRE) != &ks_det_idle)
 			continue;
-		struct ks_act *runner = __atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE);
-		if (ks_cpu_of(runner) != cpu)
-			continue;
-		struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread,
-							   __ATOMIC_ACQUIRE);
-		uint64_t s = m ? __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) : 0;
-		if (!(s & 1))
-			continue;
-		busy = true;
-		if (!ks_propose_due(&vp->ks_idle.claimed, m, s, ks_now_ns()))
-			continue; /* proposed already */
-		/* Only preempted? Then it runs now and leaves the call. */
-		sched_yield();
-		if (__atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE) != m ||
-		    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s ||
-		    ks_cpu_of(__atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE)) != cpu)
-			continue;
-		if (ks_send_claimer(vp, m, s, SA_DETECT_IDLE))
-			ks_proposed(&vp->ks_idle.claimed, m, s, ks_now_ns());
+		ks_vp_ref(vp);
+		if (!__atomic_load_n(&vp->ks_dead, __ATOMIC_SEQ_CST))
+			busy |= look(vp, cpu);
+		ks_vp_unref(vp);
 	}
 	return busy;
 }
@@ -120,6 +134,7 @@ static void standby_task(struct ks_act *act, void *arg)
 	if (sched_setaffinity(0, sizeof set, &set) != 0)
 		return; /* a CPU this process may not use: no runner will show it */
 	act->ks_idle_class = true;
+	KS_COUNT(activations); /* counted as idle-class activations, as sa_counters(3) says */
 	KS_COUNT(idle_class);
 	sched_setscheduler(0, SCHED_IDLE, &sp);
 	uint64_t quiet_since = 0;

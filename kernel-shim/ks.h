@@ -7,12 +7,14 @@
  *
  * Layers, bottom to top; a file calls only files of its own layer's lower neighbours, never up
  * (scripts/layers.sh checks it from the objects' symbol tables):
- *   1 primitives   ctx.S (raw syscall, TLS base, contexts), futex.c, counters.c, tls.c, sigmask.c
+ *   1 primitives   ctx.S (raw syscall, TLS base, contexts), futex.c, counters.c, tls.c, sigmask.c,
+ *                  cgroup_find.c and cgroup.c (a VP's cpu cgroup, cgroup.h)
  *   2 pool         act.c: kernel threads that run the task {fn, arg} they are given
  *   3 VP           vp.c (registry, references), confirm.c (is the runner asleep?),
  *                  complete.c (T7-T8), deliver.c (upcalls, release R1-R6)
  *   4 claim        claim.c (C0-C5), lost.c (T6-T9), cancel.c (sa_interrupt)
- *   5 moving       move.c: a call goes to a spare before it blocks
+ *   5 moving       hold.c (its files, outside the process's table), move.c: a call goes to a
+ *                  spare before it blocks
  *   6 detectors    probe.c, upcall.c, watchdog.c, idle.c, each one struct ks_detector;
  *                  detect.c chooses them and fills the routes
  *   7 trap         trap.S (T0-T5), signals.c (its cancel window), entry.c (sa_syscall's routes)
@@ -173,6 +175,7 @@ extern __thread uint64_t ks_umask __attribute__((tls_model("initial-exec")));
 void ks_umask_init(void);
 void ks_umask_refresh(void);
 uint64_t ks_umask_of(uint64_t fs);
+void ks_carry_pending(struct ks_vp *vp);
 #define KS_SIGBIT(sig) (1ull << ((sig) - 1))
 
 /* A stack about to be reused from its top: frames abandoned by a jump (not a return) leave
@@ -197,6 +200,8 @@ static inline void ks_stack_clean(void *lo, size_t size)
 extern unsigned long ks_max_activations;
 struct ks_act *ks_act_self_init(void);
 struct ks_act *ks_act_take(void);     /* a spare, or NULL: never creates a thread */
+struct ks_act *ks_act_wait_take(void); /* a spare, waiting for the spawner; NULL: none can come */
+bool ks_act_may_create(void);         /* one more activation may be born (movers too) */
 bool ks_act_exhausted(void);          /* no spare, and none can be made (limit, failure) */
 void ks_act_give(struct ks_act *act, ks_task_fn *fn, void *arg);
 int ks_act_start(ks_task_fn *fn, void *arg); /* a new thread of its own for a long task */
@@ -252,7 +257,18 @@ void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
 /* cancel.c */
 int ks_interrupt(struct sa_thr_mailbox *m);
 
-/* ---- 5. moving a call (move.c) ---------------------------------------------------------- */
+/* ---- 5. moving a call ------------------------------------------------------------------- */
+/* hold.c: the files of a moved call, held outside the process's descriptor table. On the
+ * caller, m's call and arguments set: the activation to give the call to. For a call that does
+ * I/O on its descriptors, one that has taken their files into a table of its own (m->tm_args
+ * then names them there; bit i of m->tm_dupfds: argument i was taken); NULL when none can be
+ * had (the call then runs synchronously). */
+struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m);
+/* On the activation that ran m's call, before its completion: let the files go. */
+void ks_hold_release(struct ks_act *act, struct sa_thr_mailbox *m);
+unsigned long ks_hold_parked(void); /* activations of the kind that take files, parked now */
+bool ks_hold_applies(long nr);      /* a moved call nr has files a mover holds */
+/* move.c */
 long ks_move_call(struct ks_vp *vp, long nr, const long args[6], int by, long prefix);
 
 /* ---- 6. detectors ----------------------------------------------------------------------- */

@@ -19,6 +19,7 @@ void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 	if ((mine ^ self->ks_mask_applied) & ~(KS_SIGBIT(KS_SIG_UPCALL) | KS_SIGBIT(KS_SIG_CANCEL)))
 		KS_COUNT(mask_stale);
 	ks_adopt_exit_tid(self->ks_fs);
+	ks_carry_pending(vp); /* a signal sent to the flow's thread before the hand-off */
 	sigfillset(&spare_mask); /* it wore the user's mask; spares take only the cancel signal */
 	sigdelset(&spare_mask, KS_SIG_CANCEL);
 	pthread_sigmask(SIG_SETMASK, &spare_mask, NULL);

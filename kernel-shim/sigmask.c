@@ -19,7 +19,11 @@
 #include <sys/syscall.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include "ks.h"
 
 __thread uint64_t ks_umask __attribute__((tls_model("initial-exec")));
@@ -129,4 +133,59 @@ INTERPOSE int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 		return -1;
 	}
 	return 0;
+}
+
+/* The signals pending for this kernel thread alone (not the process's): /proc's SigPnd. */
+static uint64_t private_pending(void)
+{
+	char buf[2048];
+	unsigned long long v = 0;
+	int fd = (int)ks_raw_syscall6(SYS_open, (long)"/proc/thread-self/status", O_RDONLY | O_CLOEXEC,
+				      0, 0, 0, 0);
+	if (fd < 0)
+		return 0;
+	long n = ks_raw_syscall6(SYS_read, fd, (long)buf, sizeof buf - 1, 0, 0, 0);
+	ks_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *p = strstr(buf, "\nSigPnd:");
+	return p && sscanf(p + 8, "%llx", &v) == 1 ? v : 0;
+}
+
+/* Take signal `sig` pending here and send it, with what it carried, to kernel thread `tid`. The
+ * kernel keeps si_code SI_TKILL and si_code >= 0 (tgkill, pthread_kill, the kernel's own) for
+ * the sender's own thread: those go again with tgkill, from this process. */
+static void forward(int sig, pid_t tid)
+{
+	uint64_t one = KS_SIGBIT(sig);
+	struct timespec zero = { 0, 0 };
+	siginfo_t si;
+	while (ks_raw_syscall6(SYS_rt_sigtimedwait, (long)&one, (long)&si, (long)&zero, 8, 0, 0) ==
+	       sig) {
+		if (tid <= 0)
+			continue; /* the flow's thread is gone: so is its signal */
+		if (ks_raw_syscall6(SYS_rt_tgsigqueueinfo, getpid(), tid, sig, (long)&si, 0, 0) != 0)
+			ks_raw_syscall6(SYS_tgkill, getpid(), tid, sig, 0, 0, 0);
+	}
+}
+
+/* T6, a blocked activation whose call has returned, before it takes the spares' mask: a signal
+ * sent to the flow's thread before its call went to the background is still pending here,
+ * blocked by the flow's mask. As a spare this kernel thread would hold it for good (or deliver
+ * it to some other flow it runs later): it goes to the kernel thread that runs the VP now. One
+ * system call when nothing is pending, the common case. */
+void ks_carry_pending(struct ks_vp *vp)
+{
+	uint64_t any = 0;
+	if (ks_raw_syscall6(SYS_rt_sigpending, (long)&any, 8, 0, 0, 0, 0) != 0 || !any)
+		return;
+	uint64_t mine = private_pending() & ~(KS_SIGBIT(KS_SIG_CANCEL) | KS_SIGBIT(KS_SIG_UPCALL));
+	if (!mine)
+		return;
+	struct ks_act *runner = __atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE);
+	pid_t tid = vp->ks_dead || !runner ? 0 : runner->ks_tid;
+	for (int sig = 1; sig <= 64; sig++)
+		if (mine & KS_SIGBIT(sig))
+			forward(sig, tid);
 }

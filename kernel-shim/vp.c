@@ -101,7 +101,9 @@ void ks_vp_register(struct ks_vp *vp)
 /* The VP's thread is gone (sa_destroy): detectors stop looking at it. */
 void ks_vp_unregister(struct ks_vp *vp)
 {
-	__atomic_store_n(&vp->ks_dead, 1, __ATOMIC_RELEASE);
+	/* seq_cst: a detector takes a reference, then loads ks_dead; ks_vp_free() waits for the
+	   references after this store (either the detector sees the VP dead, or the wait sees it) */
+	__atomic_store_n(&vp->ks_dead, 1, __ATOMIC_SEQ_CST);
 }
 
 /* The kernel thread running vp's user code now. Read here, in the shim, which ThreadSanitizer
@@ -114,7 +116,7 @@ pid_t ks_vp_runner_tid(struct ks_vp *vp)
 
 void ks_vp_ref(struct ks_vp *vp)
 {
-	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_ACQUIRE);
+	__atomic_fetch_add(&vp->ks_refs, 1, __ATOMIC_SEQ_CST);
 }
 
 void ks_vp_unref(struct ks_vp *vp)
@@ -126,7 +128,7 @@ void ks_vp_unref(struct ks_vp *vp)
 void ks_vp_free(struct ks_vp *vp)
 {
 	/* the last completer may still be waking a parked VP after its enqueue */
-	while (__atomic_load_n(&vp->ks_refs, __ATOMIC_ACQUIRE))
+	while (__atomic_load_n(&vp->ks_refs, __ATOMIC_SEQ_CST))
 		sched_yield();
 	if (vp->ks_sysfd >= 0)
 		close(vp->ks_sysfd);

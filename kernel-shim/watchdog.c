@@ -39,7 +39,7 @@ enum { LOOK_IDLE, LOOK_BACKSTOP, LOOK_BUSY };
 /* How the watchdog treats vp: not at all, as a backstop, or as its detector. */
 static int role(const struct ks_vp *vp)
 {
-	if (__atomic_load_n(&vp->ks_dead, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&vp->ks_dead, __ATOMIC_SEQ_CST))
 		return LOOK_IDLE;
 	switch (__atomic_load_n(&vp->ks_watch, __ATOMIC_ACQUIRE)) {
 	case KS_WATCH_DETECT: return LOOK_BUSY;
@@ -82,7 +82,10 @@ static int look(void)
 	uint64_t now = ks_now_ns();
 	for (struct ks_vp *vp = __atomic_load_n(&ks_all_vps, __ATOMIC_ACQUIRE); vp;
 	     vp = vp->ks_all_next) {
+		/* a reference, then "still live?": the mailboxes stay valid while it looks */
+		ks_vp_ref(vp);
 		int r = look_at(vp, now);
+		ks_vp_unref(vp);
 		if (r > need)
 			need = r;
 	}

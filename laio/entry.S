@@ -8,6 +8,9 @@
  * slot hold, and the system call ignores them, as with syscall(2), which glibc writes the same
  * way. Written in C with va_arg, reading arguments that were not passed would be undefined
  * behaviour (AddressSanitizer reports the sixth as a stack-buffer-underflow).
+ *
+ * laio_syscall_r(handle, number, ...) is the same with one more leading argument: its eight
+ * land where laio_syscall_r8()'s eight long parameters are (the last two on the stack).
  */
 	.text
 	.globl	laio_syscall
@@ -17,5 +20,13 @@ laio_syscall:
 	jmp	laio_syscall7
 	.cfi_endproc
 	.size	laio_syscall, .-laio_syscall
+
+	.globl	laio_syscall_r
+	.type	laio_syscall_r, @function
+laio_syscall_r:
+	.cfi_startproc
+	jmp	laio_syscall_r8
+	.cfi_endproc
+	.size	laio_syscall_r, .-laio_syscall_r
 
 	.section .note.GNU-stack, "", @progbits

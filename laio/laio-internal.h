@@ -48,6 +48,7 @@ struct laio_state {
 	int vp_no;                              /* vpN in traces */
 	struct sa_tl_buf *tl;                   /* the timeline's records (LAIO_TRACE_FILE) */
 	struct laio_stats st;
+	unsigned long nsync_seen;               /* sa_nsync when last counted into st */
 	struct laio_state *dead_next;           /* on the list of states of exited threads */
 	char *upcall_stack;
 };
@@ -57,6 +58,10 @@ long laio_env_long(const char *name, long lo, long hi, long dflt);
 /* The body of laio_syscall(): entry.S jumps here (hidden, so the jump needs no PLT). */
 __attribute__((visibility("hidden")))
 long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5);
+/* The body of laio_syscall_r(), the same way. */
+__attribute__((visibility("hidden")))
+long laio_syscall_r8(void **hp, long number, long a0, long a1, long a2, long a3, long a4, long a5);
+bool laio_pool_grow(struct laio_state *ls);
 struct laio_handle *laio_handle_alloc(struct laio_state *ls);
 void laio_handle_free(struct laio_state *ls, struct laio_handle *h);
 bool laio_handle_valid(struct laio_state *ls, void *p);
@@ -66,5 +71,20 @@ void laio_update_limit(struct laio_state *ls);
 void laio_completed_append(struct laio_state *ls, struct sa_thr_mailbox *done, bool upcall);
 void laio_trace(struct laio_state *ls, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+int laio_timeline_start(struct laio_state *ls, const char *path);
+void laio_trace_detector(struct laio_state *ls, int configured);
+int laio_clamp_inflight(long v, const char *what);
+int laio_env_detector(void);
+void laio_say_unavailable(int d, int err);
+void laio_count_sync(struct laio_state *ls, unsigned long now);
+
+/* After each call: did a limit make it run synchronously? (one load on the fast path) */
+static inline void laio_look_sync(struct laio_state *ls)
+{
+	unsigned long now = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
+	if (__builtin_expect(now != ls->nsync_seen, 0))
+		laio_count_sync(ls, now);
+}
+
 
 #endif

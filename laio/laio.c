@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "laio-internal.h"
+#include "../activation/sa-limits.h"
 
 #define LAIO_DEFAULT_MAX_INFLIGHT 4096
 
@@ -25,107 +27,6 @@ static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct laio_state *dead;   /* states of exited threads, kept while calls are in flight */
-
-/* One line of the shared format (trace/trace.h): upcall handlers call it too, so no
- * stdio stream is used. */
-void laio_trace(struct laio_state *ls, const char *fmt, ...)
-{
-	if (!ls->trace)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	sa_trace_vline("laio", ls->vp_no, sa_trace_tid(&ls->mb), fmt, ap);
-	va_end(ap);
-}
-
-/* The thread's timeline (LAIO_TRACE_FILE or laio_config.trace_file): its record buffer, and
- * the shim's completion times that blocked calls' spans end with. */
-static void timeline_start(struct laio_state *ls, const char *path)
-{
-	if (ls->tl)
-		return;
-	ls->tl = sa_tl_buf_new(sa_tl_open(path, "laio"));
-	if (ls->tl)
-		__atomic_fetch_or(&ls->mb.sa_flags, SA_TIMESTAMP, __ATOMIC_RELAXED);
-	ls->traced = ls->trace || ls->tl;
-}
-
-/* The thread says what drives its VP: the detector configured and what it resolved to. */
-static void trace_detector(struct laio_state *ls, int configured)
-{
-	if (ls->trace) {
-		char how[128];
-		sa_trace_detector_setup(how, sizeof how, &ls->mb, configured);
-		laio_trace(ls, "detector %s", how);
-	}
-}
-
-/* ---- the pool of free handles ---- */
-
-static bool grow(struct laio_state *ls)
-{
-	struct laio_chunk *c = malloc(sizeof(*c));
-	if (!c)
-		return false;
-	c->next = ls->chunks;
-	ls->chunks = c;
-	for (int i = 0; i < LAIO_CHUNK; i++) {
-		sa_thr_init(&c->h[i].tm);
-		laio_handle_free(ls, &c->h[i]);
-	}
-	return true;
-}
-
-/* A handle from the pool. The pool always keeps one in reserve, so that the blocking upcall,
- * which must give the flow a fresh handle, never finds it empty. */
-struct laio_handle *laio_handle_alloc(struct laio_state *ls)
-{
-	struct laio_handle *h = ls->free_head;
-	ls->free_head = h->next;
-	if (!ls->free_head) {
-		ls->free_tail = NULL;
-		if (!grow(ls))
-			abort(); /* out of memory for a small handle: nothing sane is left to do */
-	}
-	uint64_t sys = h->tm.tm_sys;
-	sa_thr_init(&h->tm);
-	h->tm.tm_sys = sys; /* call numbers keep rising: a stale claim never matches */
-	h->state = H_CURRENT;
-	h->next = NULL;
-	return h;
-}
-
-/* Back on the tail of the free list (the paper's order: the longest-free is reused first). */
-void laio_handle_free(struct laio_state *ls, struct laio_handle *h)
-{
-	h->state = H_FREE;
-	h->next = NULL;
-	if (ls->free_tail)
-		ls->free_tail->next = h;
-	else
-		ls->free_head = h;
-	ls->free_tail = h;
-}
-
-bool laio_handle_valid(struct laio_state *ls, void *p)
-{
-	for (struct laio_chunk *c = ls->chunks; c; c = c->next) {
-		char *lo = (char *)c->h, *hi = (char *)(c->h + LAIO_CHUNK);
-		if ((char *)p >= lo && (char *)p < hi)
-			return ((char *)p - lo) % sizeof(struct laio_handle) == 0;
-	}
-	return false;
-}
-
-void laio_update_limit(struct laio_state *ls)
-{
-	/* claimers and completers read sa_flags from other threads: atomic read-modify-writes
-	   (never on the fast path: only after an upcall or a poll) */
-	if (ls->st.in_flight >= (unsigned long)ls->max_inflight)
-		__atomic_fetch_or(&ls->mb.sa_flags, SA_NOUPCALL, __ATOMIC_RELAXED);
-	else
-		__atomic_fetch_and(&ls->mb.sa_flags, ~SA_NOUPCALL, __ATOMIC_RELAXED);
-}
 
 /* ---- per-thread state ---- */
 
@@ -224,47 +125,13 @@ static void make_key(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
-/* A numeric environment setting: the whole value a decimal integer in [lo, hi]; anything else
- * is reported on stderr and the default is used. */
-long laio_env_long(const char *name, long lo, long hi, long dflt)
-{
-	const char *e = getenv(name);
-	if (!e || !*e)
-		return dflt;
-	char *end;
-	int saved = errno;
-	errno = 0;
-	long v = strtol(e, &end, 10);
-	bool bad = errno || end == e || *end || v < lo || v > hi;
-	errno = saved;
-	if (bad) {
-		fprintf(stderr, "laio: %s=%s is not a number from %ld to %ld; using %ld\n", name, e, lo,
-			hi, dflt);
-		return dflt;
-	}
-	return v;
-}
-
-static int env_detector(void)
-{
-	const char *e = getenv("LAIO_DETECTOR");
-	if (!e || !*e)
-		return LAIO_DETECT_AUTO;
-	for (int i = 0; i < LAIO_DETECT_COUNT; i++)
-		if (strcmp(e, sa_trace_detector_name(i)) == 0)
-			return i;
-	fprintf(stderr, "laio: LAIO_DETECTOR=%s is not one of auto, idle, upcall, probe, watchdog, "
-		"eager; using auto\n", e);
-	return LAIO_DETECT_AUTO;
-}
-
 static struct laio_state *state_new(void)
 {
 	struct laio_state *ls = calloc(1, sizeof(*ls));
 	if (!ls)
 		return NULL;
 	ls->upcall_stack = malloc(LAIO_UPCALL_STACK);
-	if (!ls->upcall_stack || !grow(ls)) {
+	if (!ls->upcall_stack || !laio_pool_grow(ls)) {
 		free(ls->upcall_stack);
 		free(ls);
 		return NULL;
@@ -281,9 +148,9 @@ static struct laio_state *state_new(void)
 		return NULL;
 	}
 	ls->current_handle = laio_handle_alloc(ls);
-	ls->max_inflight = LAIO_DEFAULT_MAX_INFLIGHT;
-	ls->max_inflight = (int)laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX,
-					      LAIO_DEFAULT_MAX_INFLIGHT);
+	long mi = laio_env_long("LAIO_MAX_INFLIGHT", 1, INT_MAX, LAIO_DEFAULT_MAX_INFLIGHT);
+	ls->max_inflight = laio_clamp_inflight(mi, mi == LAIO_DEFAULT_MAX_INFLIGHT ? NULL
+								     : "LAIO_MAX_INFLIGHT");
 	ls->vp_no = sa_trace_next_vp();
 	ls->trace = sa_trace_env_on("LAIO_TRACE");
 	ls->traced = ls->trace;
@@ -291,16 +158,15 @@ static struct laio_state *state_new(void)
 		sa_trace_stdout_lines();
 	const char *tf = getenv("LAIO_TRACE_FILE");
 	if (tf && *tf)
-		timeline_start(ls, tf);
-	int d = env_detector();
+		laio_timeline_start(ls, tf);
+	int d = laio_env_detector();
 	if (d > 0 && sa_set_detector(&ls->mb, d) < 0) {
-		fprintf(stderr, "laio: LAIO_DETECTOR=%s cannot work here; using auto\n",
-			getenv("LAIO_DETECTOR"));
+		laio_say_unavailable(d, errno);
 		sa_set_detector(&ls->mb, SA_DETECT_AUTO);
 		d = LAIO_DETECT_AUTO;
 	}
 	laio_trace(ls, "thread is now a virtual processor (sa_create)");
-	trace_detector(ls, d);
+	laio_trace_detector(ls, d);
 	return ls;
 }
 
@@ -326,7 +192,7 @@ struct laio_state *laio_state_get(void)
 
 /* ---- the API ---- */
 
-/* The paper's steps around one call, inside laio_syscall7() and traced_call() (with `inside`
+/* The paper's steps around one call, inside laio_call() and traced_call() (with `inside`
  * set): forget the last background handle, enable upcalls for the current handle, make the
  * call, disable upcalls. Inlined: the path that does not block stays one function. */
 static inline __attribute__((always_inline)) long call_with_upcalls(struct laio_state *ls,
@@ -345,8 +211,8 @@ static inline __attribute__((always_inline)) long call_with_upcalls(struct laio_
 /* laio_syscall7() with the trace on: the call's arguments and, for the timeline, its times.
  * A call that blocks returns here in the flow that goes on, EINPROGRESS; its span is recorded
  * when it completes (laio_completed_append). */
-__attribute__((noinline)) static long traced_call(struct laio_state *ls, long number, long a0,
-						  long a1, long a2, long a3, long a4, long a5)
+__attribute__((noinline)) static long traced_call(struct laio_state *ls, void **hp, long number,
+						  long a0, long a1, long a2, long a3, long a4, long a5)
 {
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -355,8 +221,11 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, long nu
 	sa_trace_call_start(&h->tc, number, args, ls->tl != NULL);
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
 	int e = errno;
+	laio_look_sync(ls);
 	if (ls->tl && ls->background_handle != h)
 		sa_tl_call(ls->tl, &h->tc, ls->vp_no, sa_trace_tid(&ls->mb), 0, r, e);
+	if (hp)
+		*hp = ls->background_handle;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	errno = e;
@@ -367,31 +236,54 @@ __attribute__((noinline)) static long traced_call(struct laio_state *ls, long nu
  * call from a signal handler that interrupted laio_syscall() or laio_poll() of this thread
  * (synchronous, exactly what syscall() returns), or no state could be had (out of memory:
  * synchronous too). */
-__attribute__((noinline)) static long first_or_nested(long number, long a0, long a1, long a2,
-						       long a3, long a4, long a5)
+__attribute__((noinline)) static long first_or_nested(void **hp, long number, long a0, long a1,
+						       long a2, long a3, long a4, long a5)
 {
 	struct laio_state *ls = self;
 	if (ls && !inside)
-		return traced_call(ls, number, a0, a1, a2, a3, a4, a5);
+		return traced_call(ls, hp, number, a0, a1, a2, a3, a4, a5);
 	if (!ls && !inside && laio_state_get())
-		return laio_syscall7(number, a0, a1, a2, a3, a4, a5);
+		return hp ? laio_syscall_r8(hp, number, a0, a1, a2, a3, a4, a5)
+			  : laio_syscall7(number, a0, a1, a2, a3, a4, a5);
+	if (hp)
+		*hp = NULL;
 	return syscall(number, a0, a1, a2, a3, a4, a5);
 }
 
-/* laio_syscall() (entry.S) jumps here with its arguments in place. */
-long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
+/* Both entries. The handle goes to *hp while `inside` is still set: a signal handler's own
+ * laio_syscall() can change background_handle (laio_gethandle()) after this returns, not *hp. */
+static inline __attribute__((always_inline)) long laio_call(void **hp, long number, long a0,
+							    long a1, long a2, long a3, long a4,
+							    long a5)
 {
 	struct laio_state *ls = self; /* the thread's first call sets it up below */
 	/* no state yet, or a signal handler that interrupted this thread inside laio_syscall() or
 	   laio_poll(), or tracing: the slow path */
 	if (__builtin_expect(!ls || inside || ls->traced, 0))
-		return first_or_nested(number, a0, a1, a2, a3, a4, a5);
+		return first_or_nested(hp, number, a0, a1, a2, a3, a4, a5);
 	inside = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* no access to the state moves above */
 	long r = call_with_upcalls(ls, number, a0, a1, a2, a3, a4, a5);
+	if (hp)
+		*hp = ls->background_handle;
+	laio_look_sync(ls);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	inside = 0;
 	return r;
+}
+
+/* laio_syscall() (entry.S) jumps here with its arguments in place. */
+long laio_syscall7(long number, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	return laio_call(NULL, number, a0, a1, a2, a3, a4, a5);
+}
+
+/* laio_syscall_r() (entry.S) jumps here with its arguments in place. */
+long laio_syscall_r8(void **hp, long number, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	if (!hp)
+		return laio_call(NULL, number, a0, a1, a2, a3, a4, a5);
+	return laio_call(hp, number, a0, a1, a2, a3, a4, a5);
 }
 
 void *laio_gethandle(void)
@@ -576,6 +468,17 @@ int laio_cancel(void *handle)
 	return 0;
 }
 
+int laio_in_flight(const void *handle)
+{
+	struct laio_state *ls = self;
+	if (!ls || !handle || !laio_handle_valid(ls, (void *)handle)) {
+		errno = EINVAL;
+		return -1;
+	}
+	int st = ((const struct laio_handle *)handle)->state;
+	return st == H_BACKGROUND || st == H_COMPLETED;
+}
+
 void laio_stats(struct laio_stats *st)
 {
 	struct laio_state *ls = self;
@@ -583,12 +486,26 @@ void laio_stats(struct laio_stats *st)
 		memset(st, 0, sizeof(*st));
 		return;
 	}
+	if (!inside)
+		laio_look_sync(ls); /* else a signal handler: what was counted so far */
 	*st = ls->st;
-	st->sync_at_limit = __atomic_load_n(&ls->mb.sa_nsync, __ATOMIC_RELAXED);
+	st->max_inflight = (unsigned long)ls->max_inflight;
+	st->sync_at_limit = ls->st.sync_inflight + ls->st.sync_no_thread;
 	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
 		st->handoffs[d] = __atomic_load_n(&ls->mb.sa_handoffs[d], __ATOMIC_RELAXED);
 		st->spurious[d] = __atomic_load_n(&ls->mb.sa_spurious[d], __ATOMIC_RELAXED);
 	}
+}
+
+/* Programs built against 0.1 pass a struct laio_stats that ends with spurious[]: they are
+ * linked to laio_stats@LAIO_0.1, which fills only that much. */
+__attribute__((visibility("default"))) void laio_stats_v01(struct laio_stats *st);
+__asm__(".symver laio_stats_v01, laio_stats@LAIO_0.1");
+void laio_stats_v01(struct laio_stats *st)
+{
+	struct laio_stats all;
+	laio_stats(&all);
+	memcpy(st, &all, offsetof(struct laio_stats, sync_inflight));
 }
 
 int laio_init(const struct laio_config *cfg)
@@ -613,19 +530,20 @@ int laio_init(const struct laio_config *cfg)
 		errno = ENOTSUP;
 		return -1;
 	}
+	/* first, so that a timeline that cannot be created leaves everything else as it was */
+	if (cfg->trace_file && *cfg->trace_file && laio_timeline_start(ls, cfg->trace_file) < 0)
+		return -1;
 	/* a zero field keeps what the environment (or the default) chose */
 	if (cfg->detector != LAIO_DETECT_AUTO && sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
 		return -1;
 	if (cfg->max_inflight > 0)
-		ls->max_inflight = cfg->max_inflight;
+		ls->max_inflight = laio_clamp_inflight(cfg->max_inflight, "laio_config.max_inflight");
 	if (cfg->trace && !ls->trace) {
 		ls->trace = ls->traced = 1;
 		sa_trace_stdout_lines();
 	}
-	if (cfg->trace_file && *cfg->trace_file)
-		timeline_start(ls, cfg->trace_file);
 	if (cfg->detector != LAIO_DETECT_AUTO)
-		trace_detector(ls, (int)cfg->detector);
+		laio_trace_detector(ls, (int)cfg->detector);
 	laio_update_limit(ls);
 	return 0;
 }

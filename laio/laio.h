@@ -6,13 +6,14 @@
  * laio_poll() reports it, once, in its entirety. Each thread that uses LAIO has its own virtual
  * processor and its own completions. Link with `pkg-config --libs laio`.
  *
- * Man pages: laio_syscall(3), laio_gethandle(3), laio_poll(3), laio_fd(3), laio_cancel(3),
- * laio_stats(3), laio_init(3).
+ * Man pages: laio_syscall(3), laio_syscall_r(3), laio_gethandle(3), laio_in_flight(3),
+ * laio_poll(3), laio_fd(3), laio_cancel(3), laio_stats(3), laio_init(3).
  */
 #ifndef LAIO_H
 #define LAIO_H
 
-/* The version of the library these declarations belong to (liblaio.so.0: symbols LAIO_0.1). */
+/* The version of the library these declarations belong to (liblaio.so.0: symbols LAIO_0.1, and
+ * LAIO_0.2 for laio_syscall_r() and laio_in_flight()). */
 #define LAIO_VERSION_MAJOR 0
 #define LAIO_VERSION_MINOR 1
 #define LAIO_VERSION_PATCH 0
@@ -20,6 +21,11 @@
 
 #include <stddef.h>
 #include <time.h>
+
+/* Strict ISO C99 (-std=c99, no POSIX feature macro) has a <time.h> without struct timespec; the
+ * declaration gives laio_poll()'s parameter file scope there, so the header stays warning-free
+ * and a program that defines _POSIX_C_SOURCE gets the same type. */
+struct timespec;
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +45,15 @@ struct laio_completion {
  * buffers passed by reference belong to the call until laio_poll() reports it.
  */
 long laio_syscall(long number, ...);
+
+/*
+ * laio_syscall(), and the call's handle in *handle (if handle is not NULL): the handle if the
+ * call returned EINPROGRESS, else NULL. Nothing that runs after the call can change it, whereas
+ * a signal handler that calls laio_syscall() between a call and laio_gethandle() changes what
+ * laio_gethandle() returns: use this form in code that signal handlers may interrupt and in the
+ * handlers themselves.
+ */
+long laio_syscall_r(void **handle, long number, ...);
 
 /* The handle of the calling thread's most recent laio_syscall() if it returned EINPROGRESS;
  * NULL if that call did not block (or there was none). */
@@ -65,10 +80,17 @@ int laio_fd(void);
  */
 int laio_cancel(void *handle);
 
+/*
+ * Whether `handle` names a background call of the calling thread that laio_poll() has not
+ * reported yet: 1 if so, 0 if not (its call was reported, and a later call may be given the
+ * handle); -1 with errno EINVAL if it is not a handle of the calling thread's.
+ */
+int laio_in_flight(const void *handle);
+
 /* Block detectors (see laio_init(3)). */
 enum laio_detector {
 	LAIO_DETECT_AUTO = 0,  /* idle where it works, else probe where a call has a non-blocking
-				  form and upcall or watchdog for the others */
+				  form and watchdog for the others */
 	LAIO_DETECT_UPCALL,    /* kernel notice on switch-out (perf context-switch event) */
 	LAIO_DETECT_PROBE,     /* try the non-blocking form; hand the call off if it would block */
 	LAIO_DETECT_WATCHDOG,  /* a monitor thread sees the same call in progress twice */
@@ -104,13 +126,18 @@ struct laio_stats {
 	unsigned long completed;      /* background calls reported by laio_poll() */
 	unsigned long in_flight;      /* background calls not yet reported */
 	unsigned long peak_in_flight; /* the most in flight at once */
-	unsigned long sync_at_limit;  /* calls that blocked at the in-flight limit, run synchronously */
+	unsigned long sync_at_limit;  /* calls that blocked and ran synchronously: at the in-flight
+					 limit, or no kernel thread could be had (laio_stats(3)) */
 	unsigned long cancelled;      /* laio_cancel() calls that took effect */
 	unsigned long handoffs[LAIO_DETECT_COUNT]; /* blocked calls, by the detector that found
 						      them (index: enum laio_detector) */
 	unsigned long spurious[LAIO_DETECT_COUNT]; /* of those, calls that had not blocked (their
 						      kernel thread was only preempted); a lower
 						      bound (laio_stats(3)) */
+	unsigned long sync_inflight;  /* of sync_at_limit: the thread was at its in-flight limit */
+	unsigned long sync_no_thread; /* of sync_at_limit: no kernel thread could be had for it */
+	unsigned long max_inflight;   /* the in-flight limit in effect (clamped to what the system
+					 allows: laio_init(3)) */
 };
 
 /* The calling thread's counters. */

@@ -30,8 +30,9 @@ struct laio_event_ctx *laio_event_attach(struct event_base *base);
  * laio_gethandle()) completes. 0, or -1 with EINVAL (NULL handle or callback), ENOMEM. */
 int laio_event_set(struct laio_event_ctx *ctx, void *handle, laio_event_cb *cb, void *arg);
 
-/* Stop watching; callbacks not yet called are dropped (their completions are not lost: a later
- * laio_poll() of this thread reports them). */
+/* Stop watching and free ctx, also from inside one of its callbacks (then once that callback has
+ * returned). Callbacks not yet called are dropped; their calls stay with LAIO for a later
+ * laio_poll() of this thread, except calls the loop had already taken (laio_event(3), NOTES). */
 void laio_event_detach(struct laio_event_ctx *ctx);
 
 #pragma GCC visibility pop

@@ -84,8 +84,8 @@ static void *run(void *arg)
 		if (r == (sleep_mode ? 0 : 1)) {
 			j->missed++; /* the watchdog's rescue byte released a missed block */
 			if (j->missed >= 3) {
-				fprintf(stderr, "handoff: %s: 3 missed blocks (the last at call %ld): "
-						"stopping this detector\n", j->det->name, i);
+				mb_note("handoff: %s: 3 missed blocks (the last at call %ld): "
+					"stopping this detector", j->det->name, i);
 				break;
 			}
 			continue;
@@ -215,6 +215,7 @@ int main(int argc, char **argv)
 		n = 300;
 	make_edges();
 	struct mb_sysinfo si;
+	mb_output_init();
 	mb_sysinfo_get(&si);
 	if (cpu >= si.ncpu)
 		mb_fail("--cpu %d: only %d CPUs", cpu, si.ncpu);
@@ -249,7 +250,7 @@ int main(int argc, char **argv)
 		char label[64];
 		snprintf(label, sizeof label, "handoff %s", dets[d].name);
 		atomic_store(&watch.label, (const char *)strdup(label));
-		fprintf(stderr, "handoff: %s ...\n", dets[d].name);
+		mb_progress("handoff: detector %s, %ld calls ...", dets[d].name, n);
 		uint64_t t0 = mb_now_ns();
 		pthread_t t;
 		int e = pthread_create(&t, NULL, run, j);
@@ -261,10 +262,10 @@ int main(int argc, char **argv)
 		}
 		double secs = (double)(mb_now_ns() - t0) / 1e9;
 
+		mb_progress_clear();
 		printf("\n== detector %s ==\n", dets[d].name);
 		if (!j->ran) {
 			printf("skipped: %s\n", j->skip);
-			fprintf(stderr, "handoff: %s skipped: %s\n", dets[d].name, j->skip);
 			continue;
 		}
 		mb_sort(j->handoff, (size_t)j->samples);
@@ -291,8 +292,6 @@ int main(int argc, char **argv)
 		       mb_fmt_ns(mb_pct_sorted(j->complete, s, 99), f6, sizeof f6));
 		printf("hand-off histogram:\n");
 		histogram(j->handoff, j->samples);
-		fprintf(stderr, "handoff: %s median %s\n", dets[d].name,
-			mb_fmt_ns(mb_pct_sorted(j->handoff, s, 50), a, sizeof a));
 	}
 
 	int status = 0; /* 4: some detector missed blocks */

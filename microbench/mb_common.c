@@ -14,9 +14,79 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+static int progress_tty = -1; /* stderr is a terminal: -1 not yet asked */
+static int progress_shown;     /* a progress line is on the terminal now */
+
+void mb_output_init(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	progress_tty = isatty(STDERR_FILENO);
+}
+
+/* One write(2) for the whole text, so that nothing written meanwhile can land inside it. */
+static void put_err(const char *text, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, text, n);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return; /* stderr gone: progress and notes are best effort */
+		}
+		text += w;
+		n -= (size_t)w;
+	}
+}
+
+void mb_progress_clear(void)
+{
+	if (progress_shown) {
+		put_err("\r\033[K", 4);
+		progress_shown = 0;
+	}
+}
+
+void mb_progress(const char *fmt, ...)
+{
+	if (progress_tty < 0)
+		mb_output_init();
+	if (!progress_tty)
+		return;
+	char buf[256] = "\r";
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + 1, sizeof buf - 8, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	size_t len = strlen(buf);
+	memcpy(buf + len, "\033[K", 3);
+	fflush(stdout);
+	put_err(buf, len + 3);
+	progress_shown = 1;
+}
+
+void mb_note(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	size_t len = strlen(buf);
+	buf[len++] = '\n';
+	mb_progress_clear();
+	fflush(stdout);
+	put_err(buf, len);
+}
+
 void mb_die(const char *fmt, ...)
 {
 	int e = errno;
+	mb_progress_clear();
+	fflush(stdout);
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -27,6 +97,8 @@ void mb_die(const char *fmt, ...)
 
 void mb_fail(const char *fmt, ...)
 {
+	mb_progress_clear();
+	fflush(stdout);
 	va_list ap;
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -152,6 +224,13 @@ void mb_sysinfo_print(FILE *f, const struct mb_sysinfo *si)
 	fprintf(f, "# perf_event_paranoid:  %s\n", si->paranoid);
 	fprintf(f, "# kernel:               %s\n", si->kernel);
 	fprintf(f, "# timer slack (main):   %s\n", si->timer_slack);
+}
+
+const char *mb_sysinfo_line(const struct mb_sysinfo *si, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s, %d CPUs, kernel %s, %s, perf_event_paranoid %s", si->cpu_model,
+		 si->ncpu, si->kernel, si->root ? "root" : "not root", si->paranoid);
+	return buf;
 }
 
 long mb_status_field(const char *name)

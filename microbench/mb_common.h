@@ -17,6 +17,18 @@ __attribute__((noreturn, format(printf, 1, 2))) void mb_die(const char *fmt, ...
 /* Print the message (no errno) and exit(1). */
 __attribute__((noreturn, format(printf, 1, 2))) void mb_fail(const char *fmt, ...);
 
+/*
+ * What the programs say while they run. stdout (the results) is line-buffered, so a line of it
+ * is written whole and stderr can never split it. Progress goes to stderr only on a terminal,
+ * as one line that each call rewrites in place; elsewhere (a log, a pipe) there is none.
+ * mb_note() is a whole line on stderr (a skip, a discarded round, a missed block): it clears
+ * the progress line first and flushes stdout, so it lands between two lines of results.
+ */
+void mb_output_init(void);
+__attribute__((format(printf, 1, 2))) void mb_progress(const char *fmt, ...);
+void mb_progress_clear(void);
+__attribute__((format(printf, 1, 2))) void mb_note(const char *fmt, ...);
+
 /* Evaluate a call returning -1 on error; die with the call's text if it fails. */
 #define MB_CHECK(call)                                                                   \
 	do {                                                                             \
@@ -53,6 +65,8 @@ struct mb_sysinfo {
 };
 void mb_sysinfo_get(struct mb_sysinfo *si);
 void mb_sysinfo_print(FILE *f, const struct mb_sysinfo *si);
+/* The same in one line: "AMD EPYC, 2 CPUs, kernel 6.1 (...), root" (for a plot's title). */
+const char *mb_sysinfo_line(const struct mb_sysinfo *si, char *buf, size_t len);
 
 /* A "kB" field of /proc/self/status (VmRSS, VmHWM, ...) or a plain count (Threads); -1 if absent. */
 long mb_status_field(const char *name);

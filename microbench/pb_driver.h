@@ -44,6 +44,7 @@ struct opts {
 	char csv[4096];
 	char png[4096];
 	char gp[4096];
+	char summary[4096]; /* "": no summary file */
 	int no_png;
 	char only[1024];
 };
@@ -56,8 +57,11 @@ const char *pb_mode_name(int mode);
 int pb_find_variant(const char *name);               /* index in pb_variants, or -1 */
 void pb_summarize(struct agg *a);                    /* medians and spread over rounds */
 void pb_print_table(const struct opts *o, int mode); /* one mode's table on stdout */
-void pb_print_comparison(void);                      /* the paper's ratios beside ours */
+/* the paper's ratios beside ours, with the machine and the sources of the paper's figures */
+void pb_print_comparison(FILE *f, const struct mb_sysinfo *si);
+void pb_write_summary(const struct opts *o, const struct mb_sysinfo *si); /* the same, to a file */
 void pb_write_csv(const struct opts *o, const struct mb_sysinfo *si);
-void pb_make_png(const struct opts *o);              /* runs gnuplot on the CSV */
+/* runs gnuplot on the CSV; the machine goes into the picture */
+void pb_make_png(const struct opts *o, const struct mb_sysinfo *si);
 
 #endif

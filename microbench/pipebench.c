@@ -206,8 +206,7 @@ static void run_one(const struct opts *o, int mode, int v, int round, int data_r
 		/* Only after a watchdog rescue raced with the writer; drain, note it. */
 		char junk[64];
 		int left = pipe_bytes(data_rfd);
-		fprintf(stderr, "%s: %d stray byte(s) in the data pipe after the run, drained\n",
-			label, left);
+		mb_note("%s: %d stray byte(s) in the data pipe after the run, drained", label, left);
 		while (left > 0) {
 			ssize_t r = read(data_rfd, junk, left < 64 ? (size_t)left : 64);
 			if (r <= 0)
@@ -220,8 +219,7 @@ static void run_one(const struct opts *o, int mode, int v, int round, int data_r
 		a->state = -1;
 		snprintf(a->skip, sizeof a->skip, "%s",
 			 res.skip_reason[0] ? res.skip_reason : "not run");
-		fprintf(stderr, "[%s %d/%d] %-14s skipped: %s\n", pb_mode_name(mode), round + 1,
-			o->rounds, var->name, a->skip);
+		mb_note("pipebench: %s %s skipped: %s", pb_mode_name(mode), var->name, a->skip);
 		free(ctx.lat);
 		return;
 	}
@@ -235,7 +233,7 @@ static void run_one(const struct opts *o, int mode, int v, int round, int data_r
 		/* A 1 s stall is inside the timed reads (or the run stopped): the round says
 		 * nothing about speed. After PB_MAX_DISCARDED such rounds, stop trying. */
 		a->discarded++;
-		fprintf(stderr, "[%s %d/%d] %-14s round discarded: %s\n", pb_mode_name(mode),
+		mb_note("pipebench: %s round %d/%d, %s: round discarded: %s", pb_mode_name(mode),
 			round + 1, o->rounds, var->name,
 			res.failed ? res.skip_reason : "a missed block in the timed reads");
 		if (a->discarded >= PB_MAX_DISCARDED && a->nr == 0) {
@@ -266,15 +264,8 @@ static void run_one(const struct opts *o, int mode, int v, int round, int data_r
 		snprintf(a->detector, sizeof a->detector, "%s", res.detector);
 
 	char t[32];
-	char t2[32];
-	fprintf(stderr, "[%s %d/%d] %-14s %10s/read (mean %s)", pb_mode_name(mode), round + 1,
-		o->rounds, var->name, mb_fmt_ns(med, t, sizeof t), mb_fmt_ns(per, t2, sizeof t2));
-	if (var->kind == V_LAIO)
-		fprintf(stderr, "  detector %s, blocked %.1f%%", res.detector,
-			res.calls ? 100.0 * (double)res.blocked / (double)res.calls : 0.0);
-	if (var->kind == V_NB)
-		fprintf(stderr, "  EAGAIN %.1f%%", 100.0 * (double)res.eagain / (double)ctx.n);
-	fputc('\n', stderr);
+	mb_progress("pipebench: pipe %s, round %d/%d, %-13s %s/read", pb_mode_name(mode), round + 1,
+		    o->rounds, var->name, mb_fmt_ns(med, t, sizeof t));
 }
 
 /* ---- main ----------------------------------------------------------------------------------- */
@@ -297,6 +288,7 @@ static void usage(FILE *f)
 		"  --png PATH         PNG path (default OUTDIR/pipebench.png)\n"
 		"  --no-png           do not run gnuplot\n"
 		"  --gp PATH          gnuplot script (default <project>/microbench/pipebench.gp)\n"
+		"  --summary PATH     also write the paper's ratios beside ours there\n"
 		"variants:",
 		MAX_ROUNDS);
 	for (int v = 0; v < NVAR; v++)
@@ -335,6 +327,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{"outdir", required_argument, 0, 'd'}, {"csv", required_argument, 0, 'c'},
 		{"png", required_argument, 0, 'p'},    {"no-png", no_argument, 0, 'n'},
 		{"gp", required_argument, 0, 'g'},     {"help", no_argument, 0, 'h'},
+		{"summary", required_argument, 0, 's'},
 		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -358,6 +351,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'p': snprintf(o->png, sizeof o->png, "%s", optarg); break;
 		case 'n': o->no_png = 1; break;
 		case 'g': snprintf(o->gp, sizeof o->gp, "%s", optarg); break;
+		case 's': snprintf(o->summary, sizeof o->summary, "%s", optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -407,6 +401,7 @@ int main(int argc, char **argv)
 	struct opts o;
 	parse_opts(argc, argv, &o);
 	struct mb_sysinfo si;
+	mb_output_init();
 	mb_sysinfo_get(&si);
 	if (o.reader_cpu >= si.ncpu || o.writer_cpu >= si.ncpu)
 		mb_fail("CPU out of range: this machine has %d online CPUs", si.ncpu);
@@ -447,17 +442,19 @@ int main(int argc, char **argv)
 	atomic_store(&watch.rescue_fd, -1);
 	double wall = (double)(mb_now_ns() - t_start) / 1e9;
 
+	mb_progress_clear();
 	for (int mode = 0; mode < 2; mode++)
 		if (o.modes & (1 << mode))
 			pb_print_table(&o, mode);
-	pb_print_comparison();
 	unsigned long resc = atomic_load(&watch.rescued);
 	if (resc)
 		printf("\nWARNING: the watchdog released %lu read(s) that blocked without being "
 		       "handed off (see stderr); the rounds they were in were discarded\n", resc);
 	printf("\nwall time: %.1f s\n", wall);
 	pb_write_csv(&o, &si);
-	pb_make_png(&o);
+	pb_make_png(&o, &si);
+	pb_print_comparison(stdout, &si);
+	pb_write_summary(&o, &si);
 
 	MB_CHECK(close(ctl_wfd)); /* EOF: the writer exits */
 	int st;

@@ -1,18 +1,19 @@
 # pipebench.gp - time per read by variant, pipe full and pipe empty side by side, log scale.
-#   gnuplot -e "csv='build/pipebench.csv'; out='build/pipebench.png'" microbench/pipebench.gp
+#   gnuplot -e "csv='build/pipebench.csv'; out='build/pipebench.png'; machine='...'" microbench/pipebench.gp
 # Bars are the median over rounds; the error bars span the min and max over rounds; a variant
 # that was skipped or failed in a mode gets a red label instead of a bar.
 # pipebench runs this itself after writing the CSV (see README.md).
 
 if (!exists("csv")) csv = "build/pipebench.csv"
 if (!exists("out")) out = "build/pipebench.png"
+if (!exists("machine")) machine = "machine not given"
 
 set terminal pngcairo size 1280,640 font ",10"
 set output out
 set datafile separator ","
 set datafile columnheaders
 
-set title "Reading 1 byte through a pipe (bars: median over rounds; whiskers: min-max)"
+set title "Reading 1 byte through a pipe (bars: median over rounds; whiskers: min-max)\n".machine noenhanced
 set logscale y
 set ylabel "time per read (ns, log scale)"
 set format y "10^{%T}"

@@ -173,15 +173,14 @@ static void *run(void *arg)
 			if (j->kind == 1)
 				r->missed++; /* only a watchdog rescue releases an empty pipe */
 			if (j->kind == 1 && r->missed >= 3) {
-				fprintf(stderr, "scale: %s/%s: 3 reads blocked without being handed "
-						"off; stopping the issue at %ld calls\n",
-					kinds[j->kind], j->det->name, i + 1);
+				mb_note("scale: %s/%s: 3 reads blocked without being handed off; "
+					"stopping the issue at %ld calls", kinds[j->kind], j->det->name,
+					i + 1);
 				break;
 			}
 			if (j->kind == 0 && r->sync >= 3) {
-				fprintf(stderr, "scale: %s/%s: 3 sleeps ran synchronously; stopping "
-						"the issue at %ld calls\n",
-					kinds[j->kind], j->det->name, i + 1);
+				mb_note("scale: %s/%s: 3 sleeps ran synchronously; stopping the "
+					"issue at %ld calls", kinds[j->kind], j->det->name, i + 1);
 				break;
 			}
 		} else {
@@ -266,8 +265,8 @@ static long raise_nofile(long n)
 		want.rlim_max = (rlim_t)need;
 	if (setrlimit(RLIMIT_NOFILE, &want) == 0)
 		return n;
-	fprintf(stderr, "scale: setrlimit(RLIMIT_NOFILE, %ld): %s; using the hard limit %llu\n",
-		need, strerror(errno), (unsigned long long)rl.rlim_max);
+	/* No permission to raise the hard limit (root too, in a container without
+	 * CAP_SYS_RESOURCE): the result line says how many pipes the reads share. */
 	rl.rlim_cur = rl.rlim_max;
 	MB_CHECK(setrlimit(RLIMIT_NOFILE, &rl));
 	/* Leave N + 256 descriptors to the library: a detector may hold one per kernel thread. */
@@ -306,6 +305,7 @@ static void child(int kind, const struct det *det, long n, int cpu, int out)
 			mb_die("pthread_create/join");
 		}
 	}
+	mb_progress_clear();
 	printf("\n== %s x %ld, detector %s ==\n", kinds[kind], n, det->name);
 	if (kind == 1)
 		printf("%ld reads on %ld empty pipes%s\n", n, r.npipes,
@@ -387,6 +387,7 @@ int main(int argc, char **argv)
 			snprintf(only, sizeof only, ",auto,");
 	}
 	struct mb_sysinfo si;
+	mb_output_init();
 	mb_sysinfo_get(&si);
 	if (cpu >= si.ncpu)
 		mb_fail("--cpu %d: only %d CPUs", cpu, si.ncpu);
@@ -415,8 +416,7 @@ int main(int argc, char **argv)
 				       "nanosleep\n", kinds[k], dets[d].name);
 				continue;
 			}
-			fprintf(stderr, "scale: %s x %ld, detector %s ...\n", kinds[k], n,
-				dets[d].name);
+			mb_progress("scale: %s x %ld, detector %s ...", kinds[k], n, dets[d].name);
 			int p[2];
 			MB_CHECK(pipe2(p, O_CLOEXEC));
 			fflush(stdout);

@@ -106,6 +106,7 @@ int main(int argc, char **argv)
 		}
 	}
 	struct mb_sysinfo si;
+	mb_output_init();
 	mb_sysinfo_get(&si);
 	printf("spurious: full-pipe reads (none can block) beside 2 spinning threads, %.0f s per "
 	       "detector; every EINPROGRESS is a spurious hand-off\n", secs);
@@ -117,9 +118,11 @@ int main(int argc, char **argv)
 	       "rate", "stats: spurious");
 	for (int d = 0; d < NDET; d++) {
 		struct run r = { .d = dets[d].d };
+		mb_progress("spurious: detector %s, %.0f s ...", dets[d].name, secs);
 		pthread_t t;
 		pthread_create(&t, NULL, reader, &r);
 		pthread_join(t, NULL);
+		mb_progress_clear();
 		if (!r.ok) {
 			printf("%-10s skipped: cannot work here\n", dets[d].name);
 			continue;

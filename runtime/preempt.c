@@ -14,6 +14,16 @@
  * lasts one to two quanta. The signal carries the slice's number: a signal that arrives after
  * the slice ended does nothing.
  *
+ * One request at a time. While the runner is kept off the CPU (a real-time thread of higher
+ * priority, a host that descheduled the vCPU) every look would find the same overrun and send
+ * again; real-time signals queue, and the handler runs with SA_NODEFER, so on its next return
+ * to user mode the kernel would stack all of them on the thread's stack at once, one frame of a
+ * few KiB each, into the guard page. So a VP has at most one request outstanding
+ * (vp->preempt_req): the ticker sends only when none is, and the handler, wherever it lands,
+ * retires the request it carries first thing. A request sent to a kernel thread that has since
+ * stopped running the VP is given up when the ticker sees another runner: that thread blocks the
+ * signal (a spare) or takes it on a stack where it does nothing, once.
+ *
  * Where the signal may switch. Anywhere the thread runs its own code, but nowhere else:
  *   - on the kernel thread that runs the thread: the interrupted stack pointer must lie in the
  *     running thread's stack. The signal may reach a kernel thread that no longer runs the VP
@@ -70,6 +80,47 @@ static bool in_program(uintptr_t pc)
 
 /* The handler. Touches nothing of the VP's TLS (errno included) until it knows that this
  * kernel thread runs the VP: another may run it, wearing the same TLS block. */
+static void on_preempt(int sig, siginfo_t *si, void *ucv);
+
+/* A request names its slice (the low bits of run_seq) and, above them, a number of its own and
+ * its VP's: the handler retires only the request it carries, never a newer one or another VP's
+ * (the kernel thread it reaches may run another VP by then). */
+#define REQ_SEQ_BITS 40
+#define REQ_SEQ_MASK ((1ull << REQ_SEQ_BITS) - 1)
+
+static uint64_t request_value(struct rt_vp *vp, uint64_t seq)
+{
+	vp->preempt_req_no = vp->preempt_req_no % 0xffffu + 1; /* never 0 */
+	return ((uint64_t)(vp->id & 0xff) << 56) | ((uint64_t)vp->preempt_req_no << REQ_SEQ_BITS) |
+	       (seq & REQ_SEQ_MASK);
+}
+
+/* How many preemption frames are stacked here: this one, and each one below it whose handler
+ * was interrupted at its first instruction, i.e. delivered before it could run. The frame the
+ * kernel builds for an x86-64 handler starts with the return address, then the ucontext; the
+ * interrupted stack pointer of a nested frame points at the frame below. */
+static unsigned frames_here(const ucontext_t *uc, const struct rt_thread *t)
+{
+	uintptr_t lo = (uintptr_t)t->stack.lo, size = t->stack.size;
+	unsigned n = 1;
+	while ((uintptr_t)uc->uc_mcontext.gregs[REG_RIP] == (uintptr_t)on_preempt) {
+		uintptr_t below = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] + sizeof(void *);
+		if (below - lo >= size || size - (below - lo) < sizeof(ucontext_t))
+			break;
+		uc = (const ucontext_t *)below;
+		n++;
+	}
+	return n;
+}
+
+static void note_depth(unsigned n)
+{
+	unsigned long cur = __atomic_load_n(&rt_g.preempt_depth, __ATOMIC_RELAXED);
+	while (n > cur && !__atomic_compare_exchange_n(&rt_g.preempt_depth, &cur, n, false,
+						       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
 static void on_preempt(int sig, siginfo_t *si, void *ucv)
 {
 	(void)sig;
@@ -80,6 +131,10 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
 	struct rt_vp *vp = rt_vp_self();
 	if (!vp)
 		return;
+	uint64_t req = si->si_code == SI_QUEUE ? (uint64_t)(uintptr_t)si->si_value.sival_ptr : 0;
+	if (req) /* this request is taken: the ticker may send the next one */
+		__atomic_compare_exchange_n(&vp->preempt_req, &req, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
 	struct sa_thr_mailbox *tm = __atomic_load_n(&vp->mb.sa_curthread, __ATOMIC_ACQUIRE);
 	if (!tm)
 		return;
@@ -87,8 +142,9 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
 	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
 	if (sp - (uintptr_t)t->stack.lo >= t->stack.size)
 		return; /* not t's flow on this kernel thread */
+	note_depth(frames_here(uc, t));
 	uint64_t seq = __atomic_load_n(&vp->run_seq, __ATOMIC_RELAXED);
-	if (si->si_code == SI_QUEUE && (uint64_t)(uintptr_t)si->si_value.sival_ptr != seq)
+	if (si->si_code == SI_QUEUE && (req & REQ_SEQ_MASK) != (seq & REQ_SEQ_MASK))
 		return; /* that slice is over */
 	if (__atomic_load_n(&t->nopreempt, __ATOMIC_RELAXED) ||
 	    !in_program((uintptr_t)uc->uc_mcontext.gregs[REG_RIP])) {
@@ -192,6 +248,26 @@ static uint64_t thread_cpu_ns(int32_t tid)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Publish the request before it can be taken: the handler may run before the send returns. */
+static void send_request(struct rt_vp *vp, pid_t pid, int32_t tid, uint64_t seq)
+{
+	uint64_t req = request_value(vp, seq);
+	vp->preempt_req_tid = tid;
+	__atomic_store_n(&vp->preempt_req, req, __ATOMIC_RELEASE);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = RT_PREEMPT_SIG;
+	si.si_code = SI_QUEUE;
+	si.si_pid = pid;
+	si.si_uid = getuid();
+	si.si_value.sival_ptr = (void *)(uintptr_t)req;
+	if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, RT_PREEMPT_SIG, &si) == 0)
+		RT_STAT(vp, preempt_signals); /* the ticker is this counter's only writer */
+	else
+		__atomic_compare_exchange_n(&vp->preempt_req, &req, 0, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+}
+
 static void look(struct rt_vp *vp, pid_t pid, uint64_t now, uint64_t q)
 {
 	uint64_t seq = __atomic_load_n(&vp->run_seq, __ATOMIC_RELAXED);
@@ -202,6 +278,8 @@ static void look(struct rt_vp *vp, pid_t pid, uint64_t now, uint64_t q)
 		return;
 	}
 	uint64_t cpu = thread_cpu_ns(tid);
+	if (tid != vp->preempt_req_tid) /* a request to the last runner is moot: give it up */
+		__atomic_store_n(&vp->preempt_req, 0, __ATOMIC_RELAXED);
 	if (seq != vp->tick_seq || tid != vp->tick_tid) {
 		vp->tick_seq = seq;
 		vp->tick_tid = tid;
@@ -212,17 +290,9 @@ static void look(struct rt_vp *vp, pid_t pid, uint64_t now, uint64_t q)
 	/* CPU time since the first look at this slice, not per look: a runner that gets only a
 	   share of a CPU (more VPs than CPUs) must still reach the mark */
 	if (cpu - vp->tick_cpu_ns < q / 2 || (__atomic_load_n(&tm->tm_sys, __ATOMIC_ACQUIRE) & 1) ||
-	    !rt_vp_has_work(vp))
+	    !rt_vp_has_work(vp) || __atomic_load_n(&vp->preempt_req, __ATOMIC_ACQUIRE))
 		return;
-	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	si.si_signo = RT_PREEMPT_SIG;
-	si.si_code = SI_QUEUE;
-	si.si_pid = pid;
-	si.si_uid = getuid();
-	si.si_value.sival_ptr = (void *)(uintptr_t)seq;
-	if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, RT_PREEMPT_SIG, &si) == 0)
-		RT_STAT(vp, preempt_signals); /* the ticker is this counter's only writer */
+	send_request(vp, pid, tid, seq);
 }
 
 static void *ticker(void *arg)
@@ -248,7 +318,10 @@ int rt_preempt_start(void)
 	for (int i = 0; i < rt_g.nvp; i++) {
 		rt_g.vps[i]->tick_seq = 0;
 		rt_g.vps[i]->tick_tid = 0;
+		rt_g.vps[i]->preempt_req = 0;
+		rt_g.vps[i]->preempt_req_tid = 0;
 	}
+	__atomic_store_n(&rt_g.preempt_depth, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&ticker_stop, 0, __ATOMIC_RELAXED);
 	sigset_t all, old;
 	sigfillset(&all);

@@ -127,6 +127,9 @@ struct rt_vp {
 	uint64_t tick_seq, tick_cpu_ns; /* the ticker's last look: the slice, the runner's CPU time */
 	uint64_t tick_seen_ns;          /* when the ticker first saw that slice */
 	int32_t tick_tid;
+	uint64_t preempt_req;           /* the request outstanding (the value it carries), or 0 */
+	int32_t preempt_req_tid;        /* the kernel thread it was sent to */
+	uint32_t preempt_req_no;        /* numbers the requests (the ticker's only) */
 	struct {
 		unsigned long switches, upcalls_blocked, upcalls_unblocked, completions, polled,
 			      steals, parks, preemptions, preempt_signals;
@@ -154,6 +157,7 @@ struct rt_global {
 	int traced;                     /* trace or tl_file: calls keep their arguments and times */
 	struct sa_tl_file *tl_file;     /* RT_TRACE_FILE / rt_config.trace_file, or NULL */
 	uint64_t quantum_ns;            /* time slice; 0: cooperative (no ticker, no signal) */
+	unsigned long preempt_depth;    /* the most preemption frames seen stacked on a thread */
 	unsigned long preempt_kicks;    /* preemption signals taken anywhere: rt_syscall() makes a
 					   call again if one of them may have made it fail with EINTR */
 };

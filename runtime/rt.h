@@ -33,7 +33,7 @@ typedef struct rt_thread rt_thread_t;
 
 /* How a VP finds out that a call blocked (the values of enum sa_detector in sa.h). */
 enum rt_detector {
-	RT_DETECT_AUTO = 0,  /* the shim's choice per call: idle, else probe/upcall/watchdog */
+	RT_DETECT_AUTO = 0,  /* the shim's choice per call: idle, else probe/watchdog */
 	RT_DETECT_UPCALL,    /* perf context-switch event (needs perf permission) */
 	RT_DETECT_PROBE,     /* non-blocking form first; other calls run synchronously */
 	RT_DETECT_WATCHDOG,  /* a monitor sees the same call in progress at two looks */
@@ -152,8 +152,11 @@ struct rt_stats {
 	unsigned long parks;            /* times a VP released itself (sa_release) */
 	unsigned long preemptions;      /* time slices ended by the preemption signal, at once or
 					   at the next safe point */
-	unsigned long preempt_signals;  /* preemption signals sent (one per slice overrun and
-					   quantum until the thread is stopped) */
+	unsigned long preempt_signals;  /* preemption signals sent (a slice that overran, again
+					   each quantum until the thread is stopped; never a second
+					   one while a VP's last one has not been taken) */
+	unsigned long preempt_depth;    /* the most preemption handler frames found stacked on one
+					   thread's stack since rt_init() (1: never nested) */
 };
 void rt_stats(struct rt_stats *st);
 

@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <errno.h>
+#include <stddef.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,17 @@ int rt_vp_id(void)
 	return vp && vp->cur ? vp->id : -1;
 }
 
+/* Programs built against 0.1 pass a struct rt_stats that ends with preempt_signals: they are
+ * linked to rt_stats@LAIO_0.1, which fills only that much. */
+__attribute__((visibility("default"))) void rt_stats_v01(struct rt_stats *st);
+__asm__(".symver rt_stats_v01, rt_stats@LAIO_0.1");
+void rt_stats_v01(struct rt_stats *st)
+{
+	struct rt_stats all;
+	rt_stats(&all);
+	memcpy(st, &all, offsetof(struct rt_stats, preempt_depth));
+}
+
 void rt_stats(struct rt_stats *st)
 {
 	/* no lock: a user thread may ask while rt_shutdown() waits for it (VPs are freed only
@@ -306,4 +318,5 @@ void rt_stats(struct rt_stats *st)
 		ADD(preempt_signals);
 #undef ADD
 	}
+	st->preempt_depth = __atomic_load_n(&rt_g.preempt_depth, __ATOMIC_RELAXED);
 }

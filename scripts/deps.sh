@@ -19,10 +19,12 @@ test)
 	have_hdr criterion/criterion.h || need="$need libcriterion-dev"
 	have_cmd spin || need="$need spin"                     # the protocol models
 	have_hdr event2/event.h || need="$need libevent-dev"   # the libevent adapter's suite
+	have_cmd valgrind || need="$need valgrind"             # ... run under valgrind too
 	have_hdr liburing.h || need="$need liburing-dev"       # the web server's suite
 	have_cmd g++ || need="$need g++"                       # the installed headers from C++
 	have_cmd groff || need="$need groff-base"              # the man page check
 	have_cmd man || need="$need man-db"
+	have_cmd gnuplot || need="$need gnuplot-nox"           # the timeline picture's check
 	;;
 bench)
 	have_hdr liburing.h || need="$need liburing-dev"       # the io_uring variant
@@ -32,6 +34,7 @@ macrobench)
 	have_hdr liburing.h || need="$need liburing-dev"
 	have_cmd gnuplot || need="$need gnuplot-nox"
 	have_cmd wrk || need="$need wrk"                       # the load generator's reference
+	have_cmd nginx || need="$need nginx-light"             # the server people run instead
 	;;
 timeline)
 	have_cmd gnuplot || need="$need gnuplot-nox"

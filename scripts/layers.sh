@@ -13,7 +13,7 @@ for f in "$@"; do
 	i=$((i + 1))
 	echo "$i $f"
 done >"$build/layers.order"
-fail=0
+: >"$build/layers.up"
 for f in "$@"; do
 	obj="$build/obj/$f.o"
 	mine=$(awk -v f="$f" '$2 == f { print $1 }' "$build/layers.order")
@@ -23,8 +23,7 @@ for f in "$@"; do
 			if nm --defined-only "$build/obj/$g.o" | awk '{ print $3 }' | grep -qx "$sym"; then
 				theirs=$(awk -v f="$g" '$2 == f { print $1 }' "$build/layers.order")
 				if [ "$theirs" -gt "$mine" ]; then
-					echo "layers: $f uses $g ($sym), which is above it" >&2
-					fail=1
+					echo "layers: $f uses $g ($sym), which is above it" >>"$build/layers.up"
 				else
 					echo "$f -> $g ($sym)"
 				fi
@@ -32,4 +31,7 @@ for f in "$@"; do
 		done
 	done
 done | sort -u
-exit $fail
+if [ -s "$build/layers.up" ]; then
+	cat "$build/layers.up" >&2
+	exit 1
+fi

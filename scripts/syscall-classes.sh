@@ -46,7 +46,8 @@ time and `RUSAGE_THREAD` figures (they restart from what the new kernel thread h
 scheduling policy, priority, affinity and NUMA policy (those of the spare: the process's
 defaults), its robust-list head (glibc registers one per kernel thread; the new one is the
 spare's), its per-thread credentials (the process's, as glibc keeps them equal), and the
-signals pending for it (see docs/design.md, "Signals"). The TLS, `pthread_self()`, errno and the
+signals pending for it (a signal pending when the call went to the background follows once that
+call has returned: docs/design.md, "Signals"). The TLS, `pthread_self()`, errno and the
 signal mask follow the flow (docs/design.md, section 4).
 
 | number | name | class |

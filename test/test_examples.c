@@ -71,10 +71,16 @@ static void sa_upcalls_with(const char *detector, int vp_moves /* 1, 0, -1: eith
 	cr_assert(s, "the upcall's account of the call:\n%s", out);
 	sscanf(s, "the call runs on kernel thread %ld", &said);
 	cr_expect_eq(said, reader, "sa_call_tid names the thread in read():\n%s", out);
+	/* only an activation that blocked is said to have blocked; a moved call never did */
+	bool moved = strstr(out, "the call was moved") != NULL;
+	cr_expect(moved == (strstr(out, "moved to a spare before it could block") != NULL) &&
+		  moved == !strstr(out, "blocked in its call"),
+		  "SA_BLOCKED described as the hand-off happened:\n%s", out);
 	if (vp_moves == 1)
 		cr_expect(flow != first && reader == first, "the VP moved, the call stayed:\n%s", out);
 	else if (vp_moves == 0)
-		cr_expect(flow == first && reader != first, "the call moved, the VP stayed:\n%s", out);
+		cr_expect(flow == first && reader != first && moved,
+			  "the call moved, the VP stayed:\n%s", out);
 }
 
 Test(examples, sa_upcalls_auto) { sa_upcalls_with("auto", -1); } /* idle, or probe without rseq */

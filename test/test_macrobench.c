@@ -1,5 +1,6 @@
 /* test_macrobench.c - the macrobench web server, every architecture: exact bytes under
- * concurrent keep-alive and connection-per-request clients, and the error statuses.
+ * concurrent keep-alive and connection-per-request clients, and the error statuses; and the
+ * tables scripts/results-tables.sh makes of its CSV.
  * Runs $LAIO_BUILD/macrobench/server (LAIO_BUILD defaults to "build"); builds nothing. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -316,3 +317,82 @@ Test(macrobench, laio_laio, .timeout = 120) { run_arch("LAIO-LAIO"); }
 Test(macrobench, nb_laio, .timeout = 120) { run_arch("NB-LAIO"); }
 Test(macrobench, nb_amted, .timeout = 120) { run_arch("NB-AMTED"); }
 Test(macrobench, io_uring, .timeout = 120) { run_arch("io_uring"); }
+
+/* ---- scripts/results-tables.sh: the web-server section of docs/results.md ---- */
+
+static const char *tables_script(void)
+{
+	const char *s = "scripts/results-tables.sh";
+	if (access(s, R_OK) != 0)
+		cr_skip_test("%s not found: the suite runs from the source tree's top directory", s);
+	return s;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	static char text[65536];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	text[n] = 0;
+	fclose(f);
+	return text;
+}
+
+static int count_of(const char *text, const char *what)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+/* A build directory without macrobench.csv must not erase the tables of the last run. */
+Test(results_tables, keeps_a_section_whose_csv_is_absent)
+{
+	const char *script = tables_script();
+	char d[] = "/tmp/laio-rt-XXXXXX", md[64], cmd[512];
+	cr_assert_not_null(mkdtemp(d));
+	snprintf(md, sizeof md, "%s/results.md", d);
+	FILE *f = fopen(md, "w");
+	fputs("# R\n\n<!-- generated tables -->\n### The web server (`build/macrobench.csv`)\n\n"
+	      "| LAIO-LAIO | 12345 |\n\n<!-- end of generated tables -->\n\nafter\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "sh %s %s --update %s && sh %s %s --update %s", script, d, md, script, d, md);
+	cr_assert_eq(system(cmd), 0);
+	const char *t = slurp(md);
+	cr_expect_eq(count_of(t, "| LAIO-LAIO | 12345 |"), 1, "the old table is gone:\n%s", t);
+	cr_expect_eq(count_of(t, "Kept from an earlier run"), 1, "the note is missing or repeated:\n%s", t);
+	cr_expect_eq(count_of(t, "after\n"), 1);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	cr_expect_eq(system(cmd), 0);
+}
+
+/* Repetitions of a point: the median, the spread, the ratio to the best other, and a repetition
+ * during which other processes held the server's CPU left out. */
+Test(results_tables, medians_over_repetitions)
+{
+	const char *script = tables_script();
+	char d[] = "/tmp/laio-rt-XXXXXX", csv[64], out[64], cmd[512];
+	cr_assert_not_null(mkdtemp(d));
+	snprintf(csv, sizeof csv, "%s/macrobench.csv", d);
+	snprintf(out, sizeof out, "%s/tables.md", d);
+	FILE *f = fopen(csv, "w");
+	fputs("set,arch,conns,rep,requests,throughput_rps,mib_s,lat_mean_ms,lat_p50_ms,lat_p99_ms,errors,"
+	      "server_cpu_pct,idle_class_cpu_pct,others_on_server_cpus_pct\n"
+	      "berkeley,LAIO-LAIO,64,1,1,100,1,1,1,5,0,90,3,1\n"
+	      "berkeley,NB-B,64,1,1,150,1,1,1,7,0,80,0,1\n"
+	      "berkeley,LAIO-LAIO,64,2,1,300,1,1,1,6,0,92,4,1\n"
+	      "berkeley,NB-B,64,2,1,150,1,1,1,7,0,80,0,1\n"
+	      "berkeley,LAIO-LAIO,64,3,1,200,1,1,1,4,0,91,5,1\n"
+	      "berkeley,NB-B,64,3,1,150,1,1,1,7,0,80,0,1\n"
+	      "berkeley,LAIO-LAIO,64,4,1,900,1,1,1,1,0,20,0,75\n", f); /* others took 75%: left out */
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "sh %s %s web > %s", script, d, out);
+	cr_assert_eq(system(cmd), 0);
+	const char *t = slurp(out);
+	cr_expect(strstr(t, "| LAIO-LAIO | 200 | 100-300 | 3/4 | 64 | 5.0 | 91 / 4 | 1 | 1.33 |"), "%s", t);
+	cr_expect(strstr(t, "LAIO-LAIO / NB-B = 1.33"), "%s", t);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	cr_expect_eq(system(cmd), 0);
+}

@@ -533,3 +533,104 @@ Test(preempt, runners_with_a_share_of_one_cpu)
 	for (int p = 0; p < NPAIRS; p++)
 		cr_expect(pair_saw[p][0] && pair_saw[p][1], "VP %d: its two threads did not both run", p);
 }
+
+/* ---- a runner kept off its CPU ---- */
+
+/* Regression: while the VP's kernel thread could not run, the ticker queued one real-time signal
+ * per quantum, and with SA_NODEFER the kernel stacked them all on the thread's stack when it ran
+ * again (86 frames of ~3 KiB: SIGSEGV in the guard page). A SCHED_FIFO thread on the runner's
+ * CPU keeps it off for 400 ms; the most preemption frames ever stacked on a thread must be one. */
+static int offcpu_stop;
+static long offcpu_running;
+static int offcpu_cpu;
+
+static void *offcpu_spinner(void *arg)
+{
+	if (arg) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(offcpu_cpu, &one);
+		sched_setaffinity(0, sizeof one, &one); /* the VP's kernel thread, not the process */
+	}
+	__atomic_fetch_add(&offcpu_running, 1, __ATOMIC_RELEASE);
+	volatile unsigned long x = 1;
+	while (!__atomic_load_n(&offcpu_stop, __ATOMIC_ACQUIRE))
+		for (int i = 0; i < 2000; i++)
+			x = x * 6364136223846793005ul + 1442695040888963407ul;
+	return NULL;
+}
+
+static void *fifo_hog(void *arg)
+{
+	double end = now_s() + *(double *)arg;
+	while (now_s() < end)
+		;
+	return NULL;
+}
+
+/* A SCHED_FIFO thread on offcpu_cpu for `secs`; false if this process may not make one. */
+static bool hog_cpu(double secs)
+{
+	pthread_attr_t a;
+	struct sched_param sp = { .sched_priority = 1 };
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(offcpu_cpu, &one);
+	pthread_attr_init(&a);
+	pthread_attr_setinheritsched(&a, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&a, SCHED_FIFO);
+	pthread_attr_setschedparam(&a, &sp);
+	pthread_attr_setaffinity_np(&a, sizeof one, &one);
+	pthread_t t;
+	int e = pthread_create(&t, &a, fifo_hog, &secs);
+	pthread_attr_destroy(&a);
+	if (e != 0)
+		return false;
+	pthread_join(t, NULL);
+	return true;
+}
+
+Test(preempt, runner_kept_off_its_cpu_gets_one_request, .timeout = 120)
+{
+	cpu_set_t all;
+#if defined(__SANITIZE_THREAD__)
+	cr_skip_test("ThreadSanitizer holds an asynchronous signal until the thread's next "
+		     "intercepted libc call, and these spinners make none");
+#endif
+	if (geteuid() != 0)
+		cr_skip_test("needs root: a SCHED_FIFO thread keeps the VP's kernel thread off its CPU");
+	if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2)
+		cr_skip_test("needs two CPUs: the ticker must run while one is taken");
+	for (offcpu_cpu = 0; !CPU_ISSET(offcpu_cpu, &all); offcpu_cpu++)
+		;
+	static const unsigned quanta[] = { 50, 200, 1000 };
+	for (size_t k = 0; k < sizeof quanta / sizeof quanta[0]; k++) {
+		offcpu_stop = 0;
+		offcpu_running = 0;
+		start_q(1, quanta[k]);
+		rt_thread_t *a = rt_spawn(offcpu_spinner, (void *)1L);
+		rt_thread_t *b = rt_spawn(offcpu_spinner, NULL);
+		cr_assert(a && b);
+		struct rt_stats st;
+		double end = now_s() + 20.0 * (double)slow_factor();
+		do {
+			usleep(2000);
+			rt_stats(&st);
+		} while ((st.preemptions < 4 || offcpu_running < 2) && now_s() < end);
+		cr_assert_geq(st.preemptions, 4, "q %u us: the spinners are not being preempted",
+			      quanta[k]);
+		bool hogged = hog_cpu(0.4);
+		usleep(50 * 1000); /* the runner takes what was queued for it */
+		__atomic_store_n(&offcpu_stop, 1, __ATOMIC_RELEASE);
+		cr_assert_eq(rt_join(a, NULL), 0);
+		cr_assert_eq(rt_join(b, NULL), 0);
+		rt_stats(&st);
+		stop();
+		if (!hogged)
+			cr_skip_test("a SCHED_FIFO thread cannot be made here");
+		cr_log_info("q %u us: %lu preemptions, %lu signals, deepest %lu frame(s)", quanta[k],
+			    st.preemptions, st.preempt_signals, st.preempt_depth);
+		cr_expect_eq(st.preempt_depth, 1, "q %u us: %lu preemption frames stacked on one "
+			     "thread", quanta[k], st.preempt_depth);
+	}
+}

@@ -422,3 +422,73 @@ Test(semantics, differential_every_call_number, .timeout = 240)
 			     df.mismatches, df.first);
 	}
 }
+
+/* ---- a signal sent to the thread before its call went to the background ---- */
+
+static volatile sig_atomic_t usr1_taken;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_taken++;
+}
+
+struct pending_case {
+	int bg, handled, pending_after;
+};
+
+/* Regression: SIGUSR1 sent with pthread_kill while the thread blocked it stayed pending on the
+ * kernel thread that ran the call in the background (which blocks everything as a spare after
+ * it): unblocking it in the flow afterwards ran no handler. It is now carried to the VP's kernel
+ * thread when that call returns. */
+static void pending_body(void *arg)
+{
+	struct pending_case *pc = arg;
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	usr1_taken = 0;
+	pthread_kill(pthread_self(), SIGUSR1);
+	int p[2];
+	make_pipe(p);
+	pthread_t t;
+	pthread_create(&t, NULL, write_after, (void *)(long)p[1]);
+	char buf[4];
+	long r = laio_syscall(SYS_read, p[0], buf, 3);
+	if (r == -1 && errno == EINPROGRESS) {
+		struct laio_completion done;
+		pc->bg = 1;
+		EXPECT(poll_n(&done, 1, 10) == 1, "no completion");
+	}
+	pthread_join(t, NULL);
+	sigset_t now;
+	sigpending(&now);
+	pc->pending_after = sigismember(&now, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+	for (int i = 0; i < 1000 && !usr1_taken; i++)
+		usleep(1000);
+	pc->handled = usr1_taken;
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(semantics, pending_signal_follows_the_flow)
+{
+	struct sigaction sa = { 0 }, old;
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, &old);
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++) {
+		struct pending_case pc = { 0 };
+		if (with_detector(d, pending_body, &pc) < 0)
+			continue;
+		cr_log_info("[%s] background %d, pending after the call %d, handler runs %d",
+			    det_names[d], pc.bg, pc.pending_after, pc.handled);
+		cr_expect(pc.pending_after, "[%s] SIGUSR1 pending for the flow after its call",
+			  det_names[d]);
+		cr_expect_eq(pc.handled, 1, "[%s] the handler ran once when the flow unblocked it",
+			     det_names[d]);
+	}
+	sigaction(SIGUSR1, &old, NULL);
+}

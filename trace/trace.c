@@ -194,7 +194,8 @@ enum { R_RUNNER = 1, R_CLAIMER = 2, R_EXEC = 4 };
 #define NTIDS 1024
 
 struct sa_tl_file {
-	char path[4096];
+	char *path;
+	struct sa_tl_file *next; /* every file the process opened, each for its whole life */
 	const char *layer;
 	int fd;
 	uint32_t lock;           /* the file, obuf, the tid table, the buffer list */
@@ -206,8 +207,7 @@ struct sa_tl_file {
 	struct { int32_t tid; int32_t vp; unsigned roles; } tids[NTIDS];
 };
 
-#define NFILES 2
-static struct sa_tl_file files[NFILES];
+static struct sa_tl_file *files;
 static uint32_t files_lock;
 
 static void spin_lock(uint32_t *lk)
@@ -651,10 +651,10 @@ static void o_names(struct sa_tl_file *f)
 
 static void close_all(void)
 {
-	for (int i = 0; i < NFILES; i++) {
-		struct sa_tl_file *f = &files[i];
-		if (!f->path[0])
-			continue;
+	spin_lock(&files_lock);
+	struct sa_tl_file *all = files;
+	spin_unlock(&files_lock);
+	for (struct sa_tl_file *f = all; f; f = f->next) {
 		spin_lock(&files_lock); /* no buffer is freed meanwhile */
 		for (struct sa_tl_buf *b = f->bufs; b; b = b->next)
 			sa_tl_flush(b);
@@ -674,44 +674,61 @@ static void close_all(void)
 /* The child of fork() shares the file with its parent: it writes nothing. */
 static void atfork_child(void)
 {
-	for (int i = 0; i < NFILES; i++)
-		files[i].closed = true;
+	for (struct sa_tl_file *f = files; f; f = f->next)
+		f->closed = true;
+}
+
+/* A new timeline file, or NULL with errno (said on stderr: the program asked for it). */
+static struct sa_tl_file *file_new(const char *path, const char *layer)
+{
+	struct sa_tl_file *f = calloc(1, sizeof(*f));
+	char *copy = strdup(path);
+	int fd = f && copy ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+	if (fd < 0) {
+		int e = f && copy ? errno : ENOMEM;
+		free(f);
+		free(copy);
+		if (strlen(path) > 64)
+			fprintf(stderr, "%s: cannot create the timeline %.40s...%s (%zu bytes): %s\n",
+				layer, path, path + strlen(path) - 20, strlen(path), strerror(e));
+		else
+			fprintf(stderr, "%s: cannot create the timeline %s: %s\n", layer, path,
+				strerror(e));
+		errno = e;
+		return NULL;
+	}
+	f->path = copy;
+	f->layer = layer;
+	f->fd = fd;
+	o_str(f, "{\"traceEvents\":[");
+	o_drain(f);
+	return f;
 }
 
 struct sa_tl_file *sa_tl_open(const char *path, const char *layer)
 {
 	struct sa_tl_file *f = NULL;
 	static bool registered;
-	if (!path || !*path || strlen(path) >= sizeof files[0].path)
+	if (!path || !*path) {
+		errno = EINVAL;
 		return NULL;
+	}
 	spin_lock(&files_lock);
-	for (int i = 0; i < NFILES && !f; i++)
-		if (strcmp(files[i].path, path) == 0)
-			f = &files[i];
-	for (int i = 0; i < NFILES && !f; i++)
-		if (!files[i].path[0]) {
-			int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-			if (fd < 0) {
-				int e = errno;
-				spin_unlock(&files_lock);
-				fprintf(stderr, "%s: cannot create the timeline %s: %s\n", layer, path,
-					strerror(e));
-				return NULL;
-			}
-			f = &files[i];
-			strcpy(f->path, path);
-			f->layer = layer;
-			f->fd = fd;
-			o_str(f, "{\"traceEvents\":[");
-			o_drain(f);
-		}
-	bool first = !registered;
-	registered = true;
+	for (f = files; f && strcmp(f->path, path) != 0; f = f->next)
+		;
+	if (!f && (f = file_new(path, layer))) {
+		f->next = files;
+		files = f;
+	}
+	int e = errno;
+	bool first = f && !registered;
+	registered = registered || f;
 	spin_unlock(&files_lock);
 	if (first) {
 		atexit(close_all);
 		pthread_atfork(NULL, NULL, atfork_child);
 	}
+	errno = e;
 	return f;
 }
 

@@ -130,7 +130,8 @@ struct sa_tl_buf {
 };
 
 /* Open (once per path, for the process's life) the timeline file `path` for layer "laio" or
- * "rt"; NULL if it cannot be created (said on stderr). Not from an upcall handler. */
+ * "rt"; as many files as the program names. NULL with errno if it cannot be created (said on
+ * stderr, with the path shortened if it is long). Not from an upcall handler. */
 struct sa_tl_file *sa_tl_open(const char *path, const char *layer);
 
 /* A buffer of records for one VP (malloc: at set-up, not in an upcall handler), or NULL. */

@@ -41,8 +41,16 @@ static long tid(void) { return syscall(SYS_gettid); }
 static void upcall(struct sa_mailbox *m, struct sa_upcall *u)
 {
 	if (u->sa_event == SA_BLOCKED) {
-		printf("2. upcall SA_BLOCKED on kernel thread %ld: thread mailbox %d blocked in its "
-		       "call\n", tid(), (int)(u->sa_blocked - tm));
+		/* A moved call never blocked: probe and eager hand it to a spare before it waits,
+		   and the flow's own activation upcalls. Only when the VP moved did an activation
+		   block, as Anderson et al. define the event. */
+		if (u->sa_moved)
+			printf("2. upcall SA_BLOCKED on kernel thread %ld: thread mailbox %d's call was "
+			       "moved to a spare before it could block\n", tid(),
+			       (int)(u->sa_blocked - tm));
+		else
+			printf("2. upcall SA_BLOCKED on kernel thread %ld: thread mailbox %d blocked in "
+			       "its call\n", tid(), (int)(u->sa_blocked - tm));
 		/* What the "kernel" says about it: which detector caught the block, which way the
 		   hand-off went, and which kernel thread executes the call now. */
 		printf("   the %s detector caught it; %s; the call runs on kernel thread %d\n",
