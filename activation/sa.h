@@ -123,9 +123,9 @@ struct sa_mailbox {
 						activation could be had, or SA_NOUPCALL was set */
 	unsigned long sa_handoffs[SA_NDETECTORS]; /* blocked calls handed off, by the detector
 						     that found them (enum sa_detector) */
-	unsigned long sa_spurious[SA_NDETECTORS]; /* of those, calls whose activation was never
-						     put to sleep (it was only preempted): a
-						     lower bound, see docs/design.md */
+	unsigned long sa_spurious[SA_NDETECTORS]; /* claims each detector proposed that were
+						     refused: the runner was not asleep in its
+						     call (a false alarm caught) */
 	struct cds_wfcq_head sa_completed_head; /* km_completed: a wait-free queue */
 	struct cds_wfcq_tail sa_completed_tail;
 };

@@ -136,10 +136,12 @@ bool ks_act_may_create(void)
 	return true;
 }
 
-/* A new activation. It joins the pool, unless it is born with a task (`fn`). */
+/* A new activation. It joins the pool, unless it is born with a task (`fn`): a thread of the
+ * pool's or a detector's own (spawner, watchdog, standbys), which the limit on activations that
+ * run calls does not count. */
 static struct ks_act *act_create(ks_task_fn *fn, void *arg)
 {
-	if (!ks_act_may_create())
+	if (!fn && !ks_act_may_create())
 		return NULL;
 	struct ks_act *act = act_alloc();
 	if (!act)

@@ -21,8 +21,9 @@
  *   I3 recheck scan again; a call found: back to I1. Else sleep on the state word until a
  *              trap's kick (CAS ASLEEP -> AWAKE, futex wake) or forever.
  * The trap kicks only the standby of the CPU it runs on. A runner that moves to another CPU
- * between its load of ks_kick and its system call may leave that CPU's sleeping standby unaware:
- * the watchdog's backstop (watchdog.c) still sees the call within ~1 ms.
+ * between its load of ks_kick and its system call still shows the CPU it kicked (rseq is
+ * rewritten only on the way out of the kernel), whose standby sees the call once that CPU is
+ * idle. On a CPU that is never idle the watchdog's backstop (watchdog.c) sees it within ~1 ms.
  *
  * The standby reads VPs without a lock (vp.c keeps them type-stable) and holds no lock that a
  * normal thread could wait for: an idle-class thread may not run for as long as its CPU is busy.

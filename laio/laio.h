@@ -131,9 +131,9 @@ struct laio_stats {
 	unsigned long cancelled;      /* laio_cancel() calls that took effect */
 	unsigned long handoffs[LAIO_DETECT_COUNT]; /* blocked calls, by the detector that found
 						      them (index: enum laio_detector) */
-	unsigned long spurious[LAIO_DETECT_COUNT]; /* of those, calls that had not blocked (their
-						      kernel thread was only preempted); a lower
-						      bound (laio_stats(3)) */
+	unsigned long spurious[LAIO_DETECT_COUNT]; /* false alarms caught: claims refused because
+						      the thread was not asleep in its call; none
+						      went to the background (laio_stats(3)) */
 	unsigned long sync_inflight;  /* of sync_at_limit: the thread was at its in-flight limit */
 	unsigned long sync_no_thread; /* of sync_at_limit: no kernel thread could be had for it */
 	unsigned long max_inflight;   /* the in-flight limit in effect (clamped to what the system

@@ -571,3 +571,39 @@ Test(laio, seventy_thousand_background_calls_in_a_row, .timeout = 120)
 {
 	with_detector(LAIO_DETECT_EAGER, long_run_body, NULL);
 }
+
+/*
+ * Regression: a signal mask changed with laio_syscall(SYS_rt_sigprocmask) must follow the flow
+ * through a hand-off. rt_sigprocmask took the trap under the idle and watchdog detectors, and
+ * only the direct route recorded the new mask (kernel-shim/sigmask.c), so the claimer gave the
+ * flow the mask it had before: SIGUSR1 was unblocked again after the next call that blocked.
+ */
+static void mask_body(void *arg)
+{
+	(void)arg;
+	uint64_t usr1 = 1ull << (SIGUSR1 - 1), before = 0;
+	EXPECT(laio_syscall(SYS_rt_sigprocmask, SIG_BLOCK, &usr1, &before, 8) == 0,
+	       "rt_sigprocmask: %s", strerror(errno));
+	int p[2];
+	char c;
+	make_pipe(p);
+	long r = laio_syscall(SYS_read, p[0], &c, 1);
+	sigset_t now;
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	EXPECT(sigismember(&now, SIGUSR1), "[%s] SIGUSR1 blocked with rt_sigprocmask through LAIO "
+	       "is unblocked after the call (%s)", laio_detector_name(SYS_read),
+	       r == -1 ? "it went to the background" : "it ran synchronously");
+	EXPECT(write(p[1], "x", 1) == 1, "write");
+	if (r == -1 && errno == EINPROGRESS) {
+		struct laio_completion cp;
+		EXPECT(poll_n(&cp, 1, 5) == 1, "completion");
+	}
+	EXPECT(laio_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &before, NULL, 8) == 0, "restore");
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(laio, mask_set_through_laio_follows_the_flow)
+{
+	all_detectors(mask_body, NULL, false);
+}

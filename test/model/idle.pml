@@ -1,46 +1,53 @@
 /*
- * idle.pml - the idle detector's standby (kernel-shim/idle.c, the trap's check after T1 in
- * trap.S) in Promela for Spin: the part of the idle detector that is new concurrency. What the
- * standby does once it noticed a block (send a claimer) is the claim of handoff.pml, where a
- * detector may send claims at any time; it is not repeated here.
+ * idle.pml - the idle detector's standbys (kernel-shim/idle.c: one per CPU, pinned once) and the
+ * trap's kick after T1 (trap.S, T1k), in Promela for Spin: the part of the idle detector that is
+ * new concurrency. What a standby does once it noticed a block (send a claimer, which confirms
+ * that the runner sleeps) is the claim of handoff.pml; here a notice is taken as exact.
  *
  * Actors: the runner (its calls, each of which may block; it may move to the other CPU between
- * calls), the standby (SCHED_IDLE, pinned to one CPU), and a disarmer (sa_set_detector to
- * another detector, or sa_destroy) that runs once at any time.
+ * calls and, with MIGRATE, between the trap's load of its CPU and the system call), a standby
+ * per CPU (SCHED_IDLE, pinned), and with BACKSTOP the watchdog's backstop.
  *
  * Memory: x86-TSO for the runner's plain T1 store to tm_sys: it sits in a one-entry store
- * buffer and the following load of ks_sb_cpu1 may overtake it. Locked instructions (the kick's
- * CAS), a membarrier by the standby, and blocking in the kernel (the scheduler's locks) drain it.
+ * buffer and the trap's T1k load of ks_kick[cpu] may overtake it. Locked instructions (the
+ * kick's CAS), a standby's membarrier, and blocking in the kernel drain it.
  *
- * The scheduler is the part that is assumed, not checked: the standby notices only when its
- * CPU has nothing else to run, i.e. the runner is blocked and was last on the standby's CPU.
+ * rseq: `seen` is the runner's CPU as rseq's cpu_id shows it, `real` where it runs. The kernel
+ * writes cpu_id only on the way back to user space: a runner that moves inside the kernel keeps
+ * showing the old CPU until its call returns.
  *
- * Properties:
- *   I1 no lost block: a runner blocked in a call is noticed while the standby is armed
- *      (a block that lasts until noticed would otherwise be an invalid end state)
- *   I2 a disarm sticks: nothing makes ks_sb_cpu1 non-zero again              assert
+ * The scheduler is the part that is assumed, not checked: a standby that finds a call in
+ * progress on its CPU notices it only if the runner really sleeps (the claim's confirmation);
+ * otherwise a standby may run at any time (an idle-class thread gets a sliver of a busy CPU).
  *
- * Deliberately broken variants (spin -DNAME), each must be caught:
- *   IDLE_NO_MEMBARRIER  the standby goes to sleep without its membarrier
- *   IDLE_LOAD_BEFORE_T1 the trap loads ks_sb_cpu1 before its T1 store
- *   IDLE_KICK_STORE     the kick stores the CPU instead of a CAS (overwrites a disarm)
+ * Property: no lost block. A blocked runner waits until it is noticed; a block nobody will
+ * notice ends with every standby asleep: an invalid end state.
+ *
+ * Runs (test/model/run.sh): with and without MIGRATE the standbys alone notice every block (a
+ * runner that moved after T1k still shows the CPU whose standby it kicked, and that standby
+ * sees it); BACKSTOP adds the watchdog, for a CPU that never goes idle (not modelled: here a
+ * standby may always run). Deliberately broken variants, each caught:
+ *   IDLE_NO_MEMBARRIER  a standby goes to sleep without its membarrier
+ *   IDLE_LOAD_BEFORE_T1 the trap loads ks_kick before its T1 store
+ *   IDLE_NO_RECHECK     a standby sleeps without looking again after announcing it (I3)
  */
 #ifndef NCALL
 #define NCALL 3
 #endif
-#define ASLEEP 3          /* KS_SB_ASLEEP; 1, 2: CPU 0, 1 plus one; 0: disarmed */
+#define AWAKE 0
+#define ASLEEP 1
 
 byte tm_sys;              /* m->tm_sys in memory */
-byte cpu1 = 1;            /* vp->ks_sb_cpu1: armed, standby on CPU 0 */
-byte pin;                 /* the CPU the standby is pinned to (vp->ks_sb_pin) */
-byte rcpu;                /* the runner's CPU (its rseq cpu_id) */
-bit  sleeper;             /* the standby sleeps in futex_wait(&ks_sb_cpu1, ASLEEP) */
-bit  blocked;             /* the runner is blocked in the kernel */
-bit  noticed;             /* the standby noticed the current block (and sent a claimer) */
-bit  disarmed;            /* model: the disarmer has run */
 bit  sb_full;             /* the runner's store buffer: one pending store to tm_sys */
 byte sb_val;
-byte cur;                 /* scratch of the runner's kick */
+bit  seen;                /* the runner's rseq cpu_id */
+bit  real;                /* the CPU it really runs on */
+bit  blocked;             /* the runner sleeps in the kernel */
+bit  noticed;             /* the current block was noticed (a claimer was sent) */
+byte state[2];            /* standby c: AWAKE or ASLEEP (its futex word) */
+bit  kickw[2];            /* ks_kick[c]'s idle bit */
+bit  sleeper[2];          /* standby c sleeps in futex_wait */
+bit  c_seen;              /* scratch of the trap: the CPU it loaded */
 
 inline flush()
 {
@@ -50,30 +57,21 @@ inline flush()
 	fi
 }
 
-inline kick()
+/* T1k: the trap loads ks_kick[cpu] and, if set, kicks the standby of that CPU (a CAS) */
+inline trap_kick()
 {
-	/* ks_idle_kick: load ks_sb_cpu1; pin the standby to this CPU; CAS ks_sb_cpu1 to it and
-	   wake a sleeper */
-	cur = cpu1;
+	c_seen = seen;
 	if
-	:: cur == 0 -> skip
-	:: else ->
-		pin = rcpu;
+	:: kickw[c_seen] ->
 		atomic {
-			flush();  /* a locked instruction drains the store buffer */
-#ifdef IDLE_KICK_STORE
-			cpu1 = rcpu + 1;
-#else
+			flush(); /* the CAS is a locked instruction */
 			if
-			:: cpu1 == cur -> cpu1 = rcpu + 1
-			:: else -> cur = 0 /* lost the CAS: the next trap looks again */
-			fi;
-#endif
-			if
-			:: cur == ASLEEP -> sleeper = 0
+			:: state[c_seen] == ASLEEP -> state[c_seen] = AWAKE; kickw[c_seen] = 0;
+				sleeper[c_seen] = 0
 			:: else -> skip
 			fi
 		}
+	:: else -> skip
 	fi
 }
 
@@ -82,95 +80,86 @@ active proctype runner()
 	byte n = 0;
 	do
 	:: n < NCALL ->
-		/* between calls it may move to the other CPU */
+		/* between calls it may run on the other CPU (and rseq says so) */
 		if
-		:: rcpu = 1 - rcpu
+		:: atomic { real = 1 - real; seen = real }
 		:: skip
 		fi;
 #ifdef IDLE_LOAD_BEFORE_T1
-		if
-		:: cpu1 != 0 && cpu1 != rcpu + 1 -> kick()
-		:: else -> skip
-		fi;
+		trap_kick();
 		atomic { flush(); sb_full = 1; sb_val = 2 * n + 1 };   /* T1 */
 #else
 		atomic { flush(); sb_full = 1; sb_val = 2 * n + 1 };   /* T1, a plain store */
+		trap_kick();                                           /* T1k may overtake it */
+#endif
+#ifdef MIGRATE
+		/* preempted and moved before the syscall instruction: rseq is not rewritten */
 		if
-		:: cpu1 != 0 && cpu1 != rcpu + 1 -> kick()             /* may overtake T1 */
-		:: else -> skip
+		:: real = 1 - real
+		:: skip
 		fi;
 #endif
-		/* T2: the call returns at once, or blocks until the standby notices it */
+		/* T2: the call returns at once, or blocks until it is noticed */
 		if
 		:: skip
 		:: atomic { flush(); blocked = 1; noticed = 0 };
-		   (noticed || cpu1 == 0);                             /* I1 */
+		   noticed;
 		   blocked = 0
 		fi;
-		atomic { flush(); sb_full = 1; sb_val = 2 * n + 2 };   /* T3 */
+		atomic { flush(); sb_full = 1; sb_val = 2 * n + 2; seen = real }; /* T3, to user */
 		n++
 	:: else -> break
 	od;
 	atomic { flush() }
 }
 
-active proctype standby()
+/* In progress on CPU c as a standby sees it: a call (tm_sys odd) of a runner rseq puts on c. */
+#define IN_PROGRESS(c) (tm_sys % 2 == 1 && seen == (c))
+
+proctype standby(bit c)
 {
-	byte want;
+end_loop:
 	do
-	:: cpu1 == 0 -> break                                        /* disarmed: it leaves */
-	:: cpu1 != 0 ->
-		want = cpu1;
-		if
-		:: want != ASLEEP && want != 0 && want - 1 != pin -> pin = want - 1
-		:: else -> skip
-		fi;
-		if
-		:: tm_sys % 2 == 1 && rcpu != pin ->
-			/* the runner is elsewhere: follow it */
-			atomic { if :: cpu1 == want && want != 0 -> cpu1 = rcpu + 1; pin = rcpu
-				     :: else -> skip fi }
-		:: atomic { tm_sys % 2 == 1 && rcpu == pin && blocked && !noticed ->
-			/* the CPU is idle because its runner blocked: notice (send a claimer; the
-			   claim itself, and a call that ends meanwhile, are handoff.pml's) */
-			noticed = 1 }
-		:: tm_sys % 2 == 0 ->
-			/* nothing in progress: sleep until kicked (unless the CAS fails) */
-			if
-			:: atomic { cpu1 == pin + 1 -> cpu1 = ASLEEP };
+	/* I1: a call in progress on c while c is idle: its runner left c; propose a claim (the
+	   claim confirms the sleep: a runner that runs elsewhere is refused, not noticed) */
+	:: atomic { IN_PROGRESS(c) && blocked && !noticed -> noticed = 1 }
+	:: atomic { IN_PROGRESS(c) && !blocked -> skip }   /* refused, or it yields to the runner */
+	/* I2: nothing in progress on c: announce the sleep */
+	:: atomic { !IN_PROGRESS(c) && state[c] == AWAKE ->
+		state[c] = ASLEEP; kickw[c] = 1 };
 #ifndef IDLE_NO_MEMBARRIER
-				flush();                              /* membarrier */
+		flush();                                               /* membarrier */
 #endif
-				if
-				:: tm_sys % 2 == 1 -> skip
-				:: else ->
-					atomic { if :: cpu1 == ASLEEP -> sleeper = 1
-						     :: else -> skip fi };
-end_asleep:				(sleeper == 0)                /* futex_wait: a quiet
-									 process may end here */
-				fi;
-				atomic { if :: cpu1 == ASLEEP -> cpu1 = pin + 1 :: else -> skip fi }
-			:: atomic { cpu1 != pin + 1 -> skip }
-			fi
-		:: else -> skip                                       /* yield */
+		/* I3: look again; then sleep until a kick */
+		if
+#ifndef IDLE_NO_RECHECK
+		:: atomic { IN_PROGRESS(c) -> state[c] = AWAKE; kickw[c] = 0 }
+		:: atomic { !IN_PROGRESS(c) ->
+#else
+		:: atomic { true ->
+#endif
+			if
+			:: state[c] == ASLEEP -> sleeper[c] = 1
+			:: else -> skip
+			fi };
+end_asleep:	   (sleeper[c] == 0);                            /* futex_wait: a quiet
+								   process may end here */
+		   atomic { state[c] = AWAKE; kickw[c] = 0 }
 		fi
 	od
 }
 
-active proctype disarmer()
-{
-	/* ks_idle_disarm: a seq_cst store of 0, then a futex wake; or never */
-	if
-	:: atomic { cpu1 = 0; disarmed = 1 };
-	   sleeper = 0
-	:: skip
-	fi
-}
-
-/* I2: once disarmed, ks_sb_cpu1 stays 0 */
-active proctype watch_disarm()
+#ifdef BACKSTOP
+/* The watchdog's backstop: a call still in progress at its later look is claimed. */
+active proctype backstop()
 {
 end:	do
-	:: atomic { disarmed && cpu1 != 0 -> assert(false) }
+	:: atomic { blocked && !noticed -> noticed = 1 }
 	od
+}
+#endif
+
+init
+{
+	atomic { run standby(0); run standby(1) }
 }

@@ -87,9 +87,10 @@ runs=(
 	"AS_WRITTEN_GIVE violation safety -DAS_WRITTEN_GIVE"
 	"AS_WRITTEN_CANCEL violation safety -DAS_WRITTEN_CANCEL"
 	"idle ok safety"
+	"idle-migrate ok safety -DMIGRATE"
 	"idle-IDLE_NO_MEMBARRIER violation safety -DIDLE_NO_MEMBARRIER"
 	"idle-IDLE_LOAD_BEFORE_T1 violation safety -DIDLE_LOAD_BEFORE_T1"
-	"idle-IDLE_KICK_STORE violation safety -DIDLE_KICK_STORE"
+	"idle-IDLE_NO_RECHECK violation safety -DIDLE_NO_RECHECK"
 )
 
 names=()
