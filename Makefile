@@ -169,7 +169,8 @@ test: test-deps all $(TEST_BIN) $(EXAMPLES)
 valgrind-event: $(BUILD)/test/test_event
 	@if command -v valgrind >/dev/null; then \
 		echo "== valgrind $(BUILD)/test/test_event"; \
-		valgrind -q --trace-children=yes --error-exitcode=9 $(BUILD)/test/test_event --jobs 1; \
+		LAIO_SANITIZED=1 valgrind -q --trace-children=yes --error-exitcode=9 \
+			$(BUILD)/test/test_event --jobs 1; \
 	else echo "valgrind-event: valgrind is not installed: skipped (make test-deps)"; fi
 
 # A PNG of a timeline (docs/tracing.md): make timeline TRACE=f.json [OUT=f.png] [FROM=ms] [TO=ms];

@@ -330,7 +330,10 @@ struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m)
 		return ks_act_wait_take();
 	struct mover *mv = mover_get();
 	if (!mv)
-		return NULL;
+		/* where movers cannot work (no pidfd_getfd: Linux before 5.6, or a tool that does
+		   not know the call), an ordinary spare with the caller's numbers, as for the calls
+		   not held: the file is the one the number names when the moved call starts */
+		return __atomic_load_n(&hold_broken, __ATOMIC_RELAXED) ? ks_act_wait_take() : NULL;
 	mv->m = m;
 	mv->want = want;
 	mv->caller = vp->ks_runner->ks_tid;
@@ -340,7 +343,8 @@ struct ks_act *ks_hold_take(struct ks_vp *vp, struct sa_thr_mailbox *m)
 	if (r == TAKE_OK)
 		return &mv->act;
 	/* the mover went back to its pool */
-	return r == TAKE_NOFILE ? ks_act_wait_take() : NULL;
+	return r == TAKE_NOFILE || __atomic_load_n(&hold_broken, __ATOMIC_RELAXED)
+		? ks_act_wait_take() : NULL;
 }
 
 /* Make the number ks_complete() writes the VP's eventfd to name that eventfd in this mover's

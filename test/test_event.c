@@ -29,7 +29,10 @@ Test(event, continuation_per_handle)
 	cr_assert_not_null(ctx);
 	int left = 3, p[2];
 	struct result r[3] = { 0 };
-	static struct timespec ts[2] = { { 0, 30 * 1000 * 1000 }, { 0, 10 * 1000 * 1000 } };
+	/* long enough to be seen blocked however slow the run (valgrind: LAIO_SANITIZED) */
+	static struct timespec ts[2];
+	ts[0] = (struct timespec){ 0, 30 * 1000 * 1000 * slow_factor() };
+	ts[1] = (struct timespec){ 0, 10 * 1000 * 1000 * slow_factor() };
 	char c;
 	make_pipe(p);
 	for (int i = 0; i < 2; i++) {
