@@ -179,7 +179,12 @@ bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int
 {
 	struct ks_act *spare = ks_act_take();
 	if (!spare) {
-		if (ks_act_exhausted())
+		/* counted only if the call is still in progress and was not handed off meanwhile
+		   (a look that read it before a claim won must not count it) */
+		if (ks_act_exhausted() &&
+		    __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE) == m &&
+		    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) == s &&
+		    __atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) != ((s << 1) | 1))
 			ks_count_sync(vp, s);
 		return false;
 	}

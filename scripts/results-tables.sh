@@ -26,6 +26,8 @@ if [ "${2:-}" = --update ]; then
 			continue
 		fi
 		# no CSV: the section of the last run stays, and says so (once)
+		printf 'results: kept "%s" as it was: its CSV is not in the build directory\n' \
+			"$heading" >&2
 		awk -v h="$heading" -v csv="$build/$csv" '
 			/^<!-- generated tables -->$/ { in_t = 1; next }
 			/^<!-- end of generated tables -->$/ { in_t = 0; on = 0 }
