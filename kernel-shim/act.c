@@ -8,7 +8,7 @@
  *
  * No thread is created on the path between a block and its upcall: ks_act_take() only pops the
  * pool, and a spawner thread keeps a reserve ahead of demand, proportional to how fast spares
- * were taken lately. Where no spare can be had at all (the limit, or the system's), the caller
+ * were taken and not given back lately. Where no spare can be had at all (the limit, or the system's), the caller
  * runs its call synchronously.
  */
 #include <sys/mman.h>
@@ -235,7 +235,7 @@ void ks_act_give(struct ks_act *act, ks_task_fn *fn, void *arg)
  */
 static void spawner_main(struct ks_act *self, void *arg)
 {
-	unsigned long last_takes = 0;
+	unsigned long last_used = 0;
 	uint64_t last_ns = ks_now_ns();
 	(void)self;
 	(void)arg;
@@ -244,10 +244,15 @@ static void spawner_main(struct ks_act *self, void *arg)
 		unsigned long t = __atomic_load_n(&takes, __ATOMIC_RELAXED);
 		unsigned long want = __atomic_load_n(&spawn_want, __ATOMIC_ACQUIRE);
 		if (now - last_ns >= RATE_WINDOW_NS / 4) {
-			unsigned long recent = (t - last_takes) * RATE_WINDOW_NS / (now - last_ns);
+			/* the net demand: spares taken and not given back (a spare that comes back at
+			   once, as a call that did not block, needs no other) */
+			unsigned long used = __atomic_load_n(&ks_stat.activations, __ATOMIC_RELAXED) -
+					     spares_now();
+			unsigned long recent = used > last_used ? (used - last_used) * RATE_WINDOW_NS /
+								  (now - last_ns) : 0;
 			if (POOL_LOW + recent > want)
 				want = POOL_LOW + recent;
-			last_takes = t;
+			last_used = used;
 			last_ns = now;
 		}
 		if (spares_now() < want) {
