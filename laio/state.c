@@ -13,7 +13,7 @@
 #include "laio-internal.h"
 #include "../activation/sa-limits.h"
 
-/* One line of the shared format (activation/trace.h): upcall handlers call it too, so no
+/* One line of the shared format (trace/trace.h): upcall handlers call it too, so no
  * stdio stream is used. */
 void laio_trace(struct laio_state *ls, const char *fmt, ...)
 {
