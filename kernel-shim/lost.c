@@ -10,7 +10,6 @@
 void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 {
 	struct ks_act *self = m->tm_act;
-	sigset_t spare_mask;
 	uint64_t mine = 0;
 	self->ks_fs = m->tm_swapfs;
 	/* the mask the flow really had (a temporary one of its call is undone by now) against
@@ -20,9 +19,12 @@ void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 		KS_COUNT(mask_stale);
 	ks_adopt_exit_tid(self->ks_fs);
 	ks_carry_pending(vp); /* a signal sent to the flow's thread before the hand-off */
-	sigfillset(&spare_mask); /* it wore the user's mask; spares take only the cancel signal */
-	sigdelset(&spare_mask, KS_SIG_CANCEL);
-	pthread_sigmask(SIG_SETMASK, &spare_mask, NULL);
+	/* it wore the user's mask; spares take only the cancel signal and glibc's own two (32,
+	   33: setuid() in another thread waits for every thread to take 33). The raw call: no
+	   sanitizer interceptor on this stack, which other threads have used. */
+	uint64_t spare_mask = ~(KS_SIGBIT(KS_SIG_CANCEL) | KS_SIGBIT(32) | KS_SIGBIT(33));
+	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&spare_mask, 0, sizeof spare_mask, 0,
+			0);
 	ks_complete(vp, m, raw);
 	ks_act_become_spare(self);
 }
