@@ -154,10 +154,8 @@ static struct ks_act *act_create(ks_task_fn *fn, void *arg)
 	while (rc == 0 && __atomic_load_n(&act->ks_tid, __ATOMIC_ACQUIRE) == 0)
 		ks_futex_wait((uint32_t *)&act->ks_tid, 0, NULL);
 	pthread_mutex_unlock(&create_lock);
-	if (rc != 0) {
-		sa_limit_notice(SA_LIMIT_CREATE, (unsigned long)rc);
-		act->ks_retired = true; /* stays on all_acts, unused: harmless */
-	}
+	if (rc != 0)
+		sa_limit_notice(SA_LIMIT_CREATE, (unsigned long)rc); /* act stays on all_acts, unused */
 	return rc == 0 ? act : NULL;
 }
 
@@ -386,7 +384,6 @@ void ks_acts_atfork_child(void)
  * system; the small struct stays (a detector may still be reading it as the VP's runner). */
 void ks_act_retire(struct ks_act *act)
 {
-	act->ks_retired = true;
 	act->ks_role = KS_BLOCKED;
 	ks_rseq_drop(act); /* the caller is its kernel thread */
 	munmap((char *)act->ks_kstack_top - KS_KSTACK_SIZE, KS_KSTACK_SIZE);

@@ -22,11 +22,6 @@ static const char *const names[SA_DETECT_COUNT] = {
 	[SA_DETECT_WATCHDOG] = "watchdog", [SA_DETECT_EAGER] = "eager", [SA_DETECT_IDLE] = "idle",
 };
 
-const struct ks_detector *ks_detector_of(int id)
-{
-	return id >= 0 && id < SA_DETECT_COUNT ? table[id] : NULL;
-}
-
 int ks_detector_available(int d, const char **why)
 {
 	if (why)

@@ -66,7 +66,6 @@ struct ks_act {
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
-	bool ks_retired;               /* never to be given a task again */
 	struct ks_act *ks_next;        /* in the pool */
 	struct ks_act *ks_all_next;    /* in the list of every activation */
 };
@@ -90,7 +89,7 @@ struct ks_detector;
 struct ks_vp_upcall { struct ks_act *standby; };          /* who receives the VP's notices */
 struct ks_vp_watchdog { struct ks_seen look, claimed; uint64_t since_ns; }; /* last look, when
 								   first seen; last claim sent */
-struct ks_vp_idle { struct ks_seen claimed; struct ks_vp *next; int on; };
+struct ks_vp_idle { struct ks_seen claimed; };            /* the call last proposed */
 
 struct ks_vp {
 	struct sa_mailbox *ks_mbox;
@@ -308,7 +307,6 @@ void ks_kick_set_all(int id, bool on);
 int ks_probe_try(long nr, long args[6], long *raw);
 bool ks_probe_applies(long nr);
 /* detect.c */
-const struct ks_detector *ks_detector_of(int id);
 int ks_detector_available(int d, const char **why);
 int ks_detector_set(struct ks_vp *vp, int d);
 void ks_detectors_retire(struct ks_act *act);
