@@ -235,7 +235,8 @@ set ytics nomirror
 set grid xtics
 set lmargin at screen 0.21
 set rmargin at screen 0.965
-set key outside bottom center horizontal maxrows 3
+set bmargin 9
+set key outside bottom center horizontal maxrows 3 height 1
 set style fill solid 0.7 border -1
 plot $(plots)
 GP
