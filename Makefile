@@ -196,7 +196,8 @@ check-tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" OPT=-O1 test-sanitized
 test-sanitized: test-deps all $(TEST_BIN) $(EXAMPLES)
 	@if [ -f macrobench/Makefile ]; then $(MAKE) --no-print-directory -C macrobench all BUILD=$(abspath $(BUILD)) SAN="$(SAN)"; fi
-	@LAIO_SANITIZED=1 TSAN_OPTIONS="suppressions=$(CURDIR)/test/tsan.supp $(TSAN_OPTIONS)" \
+	@sh scripts/tsan-supp.sh $(BUILD) $(SHIM_SRC) >$(BUILD)/tsan.supp
+	@LAIO_SANITIZED=1 TSAN_OPTIONS="suppressions=$(CURDIR)/$(BUILD)/tsan.supp $(TSAN_OPTIONS)" \
 		sh test/run-suites.sh $(BUILD) $(TEST_BIN)
 
 stress: all
