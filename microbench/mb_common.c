@@ -436,7 +436,7 @@ void mb_bar(const char *path, const struct mb_sysinfo *si, const char *figure, c
 	    const char *bar, int met)
 {
 	char line[512];
-	snprintf(line, sizeof line, "%-66s %-24s %-22s %s\n", figure, value, bar,
+	snprintf(line, sizeof line, "%-76s %-24s %-18s %s\n", figure, value, bar,
 		 met ? "met" : "NOT MET");
 	fputs(line, stdout);
 	if (!path || !path[0])
@@ -447,7 +447,7 @@ void mb_bar(const char *path, const struct mb_sysinfo *si, const char *figure, c
 	if (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0) {
 		char m[512];
 		fprintf(f, "machine: %s\n", mb_sysinfo_line(si, m, sizeof m));
-		fprintf(f, "%-66s %-24s %-22s %s\n", "figure", "this run", "bar", "");
+		fprintf(f, "%-76s %-24s %-18s %s\n", "figure", "this run", "bar", "");
 	}
 	fputs(line, f);
 	if (fclose(f) == EOF)
