@@ -224,8 +224,9 @@ void pb_write_summary(const struct opts *o, const struct mb_sysinfo *si)
 void pb_write_bars(const struct opts *o, const struct mb_sysinfo *si)
 {
 	int v = pb_find_variant(PAPER_LAIO);
-	if (v < 0)
+	if (v < 0 || pb_aggs[PB_FULL][v].state + pb_aggs[PB_EMPTY][v].state == 0)
 		return;
+	printf("\n== laio-auto beside its bars ==\n");
 	char rc[32], wc[32], fig[160], val[32];
 	snprintf(fig, sizeof fig, "pipebench: empty pipe, LAIO / POSIX AIO (reader %s, writer %s)",
 		 mb_cpu_str(o->reader_cpu, rc, sizeof rc), mb_cpu_str(o->writer_cpu, wc, sizeof wc));
