@@ -1,13 +1,29 @@
 /*
- * handoff.c - hand-off latency of each LAIO block detector, as a histogram.
+ * handoff.c - how soon a blocked call comes back with EINPROGRESS, per LAIO block detector, under
+ * the conditions a program meets: pinned, unpinned, and beside a CPU hog on every CPU.
  *
- * For each detector, in a fresh thread configured with laio_init(): K times,
+ * One sample:
  *     t0 = now; r = laio_syscall(SYS_read, empty_pipe, &c, 1); t1 = now;   (r == -1, EINPROGRESS)
- *     write one byte into the pipe; laio_poll() until the completion arrives; t2 = now.
- * The hand-off latency is t1 - t0: from just before the call to the caller holding EINPROGRESS.
- * For the probe and eager detectors the call is handed off before it blocks (try, EAGAIN, move);
- * for upcall and watchdog it blocks first, and the time includes detecting the block.
- * The completion latency t2 - t1' (from the write to laio_poll returning) is reported alongside.
+ *     then the data arrives; laio_poll() until the completion comes; t2 = now.
+ * The notice is t1 - t0: from just before the call to the caller holding EINPROGRESS. Two
+ * sources of data, alternating sample by sample: the caller writes the byte itself after
+ * EINPROGRESS ("same thread"), or a writer process, asked through a control pipe only after
+ * EINPROGRESS, writes it ("other process": the byte comes from a process the caller had to wake).
+ * The completion is t2 minus the time of that write (or of the request to the writer).
+ *
+ * Placements, in one run and in rounds (every placement and detector once per round) so that a
+ * slow phase of a shared machine falls on all of them:
+ *   pinned    the program (the caller and every thread it creates) on CPU 0, the writer on the
+ *             last CPU, as `make bench` runs pipebench
+ *   unpinned  nothing pinned
+ *   busy      unpinned, beside one CPU-bound process per CPU (each pinned to its CPU)
+ * A read that completes synchronously blocked without being noticed: the watchdog released it
+ * after 1 s (a missed block). It is counted; a detector stops in a placement after 3, and the exit
+ * status is then 4. Each detector's cell also stops at a time budget, so a detector that is slow
+ * under load cannot stretch the run; the samples it got are reported.
+ *
+ * Last, unpinned: a 2 ms nanosleep after a quiet spell (no call for --quiet-ms, so that whatever
+ * the detector keeps running can go to sleep), and the process's CPU time during those spells.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,102 +43,268 @@ struct det {
 	enum laio_detector d;
 };
 static const struct det dets[] = {
-	{"idle", LAIO_DETECT_IDLE},
-	{"probe", LAIO_DETECT_PROBE},
-	{"upcall", LAIO_DETECT_UPCALL},
-	{"watchdog", LAIO_DETECT_WATCHDOG},
-	{"eager", LAIO_DETECT_EAGER},
+	{"auto", LAIO_DETECT_AUTO},         {"idle", LAIO_DETECT_IDLE},
+	{"probe", LAIO_DETECT_PROBE},       {"upcall", LAIO_DETECT_UPCALL},
+	{"watchdog", LAIO_DETECT_WATCHDOG}, {"eager", LAIO_DETECT_EAGER},
 };
 #define NDET ((int)(sizeof dets / sizeof dets[0]))
 
-struct job {
+enum place { PL_PINNED, PL_UNPINNED, PL_BUSY, NPLACE };
+static const char *const place_name[NPLACE] = {"pinned", "unpinned", "busy"};
+static const char *const place_what[NPLACE] = {
+	"the program on CPU 0, the writer process on the last CPU",
+	"nothing pinned",
+	"nothing pinned, one CPU-bound process per CPU beside it",
+};
+enum src { SRC_SAME, SRC_PROC, NSRC };
+static const char *const src_name[NSRC] = {"same thread", "other process"};
+static const char *const src_key[NSRC] = {"same-thread", "other-process"};
+
+#define WARM 20
+#define MAX_MISSED 3
+
+/* The samples of one (placement, detector, source). */
+struct series {
+	double *lat, *comp; /* ns, `cap` entries */
+	long n, cap;
+	unsigned long missed;
+};
+
+struct cell {
 	const struct det *det;
-	long n, warm;
-	/* results */
-	int ran;
-	char skip[256];
-	char used[32];
-	double *handoff;   /* n entries, ns */
-	double *complete;  /* n entries, ns */
-	long samples;
-	unsigned long missed; /* completed synchronously: the watchdog had to release them */
-	struct laio_stats st;
+	int place;
+	struct series s[NSRC];
+	int ran, stopped; /* stopped: MAX_MISSED blocks missed, or laio_init refused */
+	char skip[256], used[32];
+	double secs;
+};
+
+struct cell_run {
+	struct cell *c;
+	long quota;        /* samples to take this round, both sources together */
+	uint64_t budget_ns; /* the warm-up, then the samples, each stop here short of their count */
 };
 
 static struct mb_watch watch;
-static int sleep_mode; /* --sleep: a 2 ms nanosleep (no non-blocking form) instead of the read */
+static struct mb_writer writer;
 
-static void *run(void *arg)
+static const char *why_notsup(enum laio_detector d)
 {
-	struct job *j = arg;
-	struct laio_config cfg = {.detector = j->det->d};
-	if (laio_init(&cfg) == -1) {
-		if (errno != ENOTSUP)
-			mb_die("laio_init(%s)", j->det->name);
-		snprintf(j->skip, sizeof j->skip, "laio_init: %s%s", strerror(errno),
-			 j->det->d == LAIO_DETECT_UPCALL
-				 ? " (the upcall detector needs perf_event_open of a context-switch "
-				   "event: root, CAP_PERFMON or perf_event_paranoid <= 1)"
-				 : "");
+	return d == LAIO_DETECT_UPCALL ? " (the upcall detector needs perf_event_open of a "
+					 "context-switch event: root, CAP_PERFMON or "
+					 "perf_event_paranoid <= 1)"
+				       : "";
+}
+
+/* laio_init for the calling thread; 0 with the reason in `skip` if the detector cannot work here. */
+static int init_detector(const struct det *det, char *skip, size_t len)
+{
+	struct laio_config cfg = {.detector = det->d};
+	if (laio_init(&cfg) == 0)
+		return 1;
+	if (errno != ENOTSUP)
+		mb_die("laio_init(%s)", det->name);
+	snprintf(skip, len, "laio_init: %s%s", strerror(errno), why_notsup(det->d));
+	return 0;
+}
+
+static void wait_completion(const char *who, void *h, long want)
+{
+	struct laio_completion comp;
+	int k;
+	do
+		k = laio_poll(&comp, 1, NULL);
+	while (k == 0 || (k == -1 && errno == EINTR));
+	if (k != 1)
+		mb_die("laio_poll returned %d", k);
+	if (comp.laio_handle != h || comp.laio_return_value != want)
+		mb_fail("%s: completion handle %p (expected %p), return %ld (expected %ld), errno %d",
+			who, comp.laio_handle, h, comp.laio_return_value, want, comp.laio_errno);
+}
+
+/*
+ * One blocked read. 1 with the notice and the completion time when it went to the background;
+ * 0 when it completed synchronously (the detector missed the block and the watchdog's byte,
+ * written to `wfd`, released it).
+ */
+static int blocked_read(const struct cell *c, int src, int rfd, int wfd, double *lat,
+			double *comp)
+{
+	char b;
+	atomic_store(&watch.rescue_fd, wfd);
+	atomic_store_explicit(&watch.phase, MB_PH_SYSCALL, memory_order_relaxed);
+	uint64_t t0 = mb_now_ns();
+	long r = laio_syscall(SYS_read, rfd, &b, 1);
+	uint64_t t1 = mb_now_ns();
+	int e = errno;
+	atomic_store_explicit(&watch.phase, MB_PH_WAIT, memory_order_relaxed);
+	if (r == 1)
+		return 0;
+	if (r != -1 || e != EINPROGRESS)
+		mb_fail("%s %s: laio_syscall(SYS_read) on an empty pipe returned %ld (%s)",
+			place_name[c->place], c->det->name, r, strerror(e));
+	void *h = laio_gethandle();
+	uint64_t tw = mb_now_ns();
+	if (src == SRC_PROC)
+		mb_writer_kick(&writer);
+	else if (write(wfd, "x", 1) != 1)
+		mb_die("write");
+	wait_completion(c->det->name, h, 1);
+	*lat = (double)(t1 - t0);
+	*comp = (double)(mb_now_ns() - tw);
+	return 1;
+}
+
+/* One round of a cell, in a fresh thread with its own laio_init. */
+static void *cell_main(void *arg)
+{
+	struct cell_run *run = arg;
+	struct cell *c = run->c;
+	if (!init_detector(c->det, c->skip, sizeof c->skip)) {
+		c->stopped = 1;
 		return NULL;
 	}
-	snprintf(j->used, sizeof j->used, "%s", laio_detector_name(sleep_mode ? SYS_nanosleep : SYS_read));
+	snprintf(c->used, sizeof c->used, "%s", laio_detector_name(SYS_read));
 	int p[2];
 	MB_CHECK(pipe2(p, O_CLOEXEC));
-	atomic_store(&watch.rescue_fd, p[1]);
-	char c;
-	for (long i = 0; i < j->warm + j->n; i++) {
+	uint64_t t_start = mb_now_ns(), deadline = t_start + run->budget_ns;
+	for (long i = 0; i < WARM + run->quota; i++) {
+		/* The budget starts again after the warm-up, which it also bounds: a detector slow
+		 * enough to spend it warming up still gets measured. */
+		if (i < WARM && mb_now_ns() > deadline)
+			i = WARM;
+		if (i == WARM)
+			deadline = mb_now_ns() + run->budget_ns;
+		else if (i > WARM && mb_now_ns() > deadline)
+			break;
+		int src = (int)(i & 1);
+		struct series *s = &c->s[src];
 		atomic_store_explicit(&watch.progress, (unsigned long)i, memory_order_relaxed);
-		atomic_store_explicit(&watch.phase, MB_PH_SYSCALL, memory_order_relaxed);
-		static const struct timespec two_ms = { 0, 2000000 };
-		uint64_t t0 = mb_now_ns();
-		long r = sleep_mode ? laio_syscall(SYS_nanosleep, &two_ms, NULL)
-				    : laio_syscall(SYS_read, p[0], &c, 1);
-		uint64_t t1 = mb_now_ns();
-		int e = errno;
-		atomic_store_explicit(&watch.phase, MB_PH_WAIT, memory_order_relaxed);
-		if (r == (sleep_mode ? 0 : 1)) {
-			j->missed++; /* the watchdog's rescue byte released a missed block */
-			if (j->missed >= 3) {
-				mb_note("handoff: %s: 3 missed blocks (the last at call %ld): "
-					"stopping this detector", j->det->name, i);
+		double lat, comp;
+		int bg = src == SRC_PROC ? blocked_read(c, src, writer.data_rfd, writer.data_wfd,
+							&lat, &comp)
+					 : blocked_read(c, src, p[0], p[1], &lat, &comp);
+		if (!bg) {
+			s->missed++;
+			if (c->s[SRC_SAME].missed + c->s[SRC_PROC].missed >= MAX_MISSED) {
+				mb_note("handoff: %s %s: %d missed blocks (the last at call %ld): "
+					"stopping this detector here", place_name[c->place],
+					c->det->name, MAX_MISSED, i);
+				c->stopped = 1;
 				break;
 			}
 			continue;
 		}
-		if (r != -1 || e != EINPROGRESS)
-			mb_fail("%s: laio_syscall(SYS_read) on an empty pipe returned %ld (%s)",
-				j->det->name, r, strerror(e));
-		void *h = laio_gethandle();
-		uint64_t tw = mb_now_ns();
-		if (!sleep_mode && write(p[1], "x", 1) != 1)
-			mb_die("write");
-		struct laio_completion comp;
-		int k;
-		do
-			k = laio_poll(&comp, 1, NULL);
-		while (k == 0 || (k == -1 && errno == EINTR));
-		uint64_t t2 = mb_now_ns();
-		if (k != 1)
-			mb_die("laio_poll returned %d", k);
-		if (comp.laio_handle != h || comp.laio_return_value != (sleep_mode ? 0 : 1))
-			mb_fail("%s: completion handle %p (expected %p), return %ld, errno %d",
-				j->det->name, comp.laio_handle, h, comp.laio_return_value,
-				comp.laio_errno);
-		if (i >= j->warm) {
-			j->handoff[j->samples] = (double)(t1 - t0);
-			j->complete[j->samples] = (double)(t2 - tw);
-			j->samples++;
+		if (i >= WARM && s->n < s->cap) {
+			s->lat[s->n] = lat;
+			s->comp[s->n] = comp;
+			s->n++;
 		}
 	}
 	atomic_store(&watch.rescue_fd, -1);
 	atomic_store_explicit(&watch.phase, MB_PH_IDLE, memory_order_relaxed);
-	laio_stats(&j->st);
 	MB_CHECK(close(p[0]));
 	MB_CHECK(close(p[1]));
-	j->ran = 1;
+	c->secs += (double)(mb_now_ns() - t_start) / 1e9;
+	c->ran = 1;
 	return NULL;
 }
+
+static void run_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	int e = pthread_create(&t, NULL, fn, arg);
+	if (!e)
+		e = pthread_join(t, NULL);
+	if (e) {
+		errno = e;
+		mb_die("pthread_create/join");
+	}
+}
+
+/* The caller (whose threads inherit its mask), the writer and the hogs, as `pl` wants them. */
+static void enter_place(int pl, int ncpu)
+{
+	mb_pin_self(pl == PL_PINNED ? 0 : -1);
+	mb_writer_pin(&writer, pl == PL_PINNED ? ncpu - 1 : -1);
+	if (pl == PL_BUSY) {
+		mb_hogs_start(ncpu, 1);
+		struct timespec settle = {0, 50 * 1000 * 1000};
+		nanosleep(&settle, NULL);
+	}
+}
+
+static void leave_place(int pl)
+{
+	if (pl == PL_BUSY)
+		mb_hogs_stop();
+}
+
+/* ---- a 2 ms nanosleep after a quiet spell ----------------------------------------------------- */
+
+struct quiet {
+	const struct det *det;
+	long n;
+	int quiet_ms;
+	int ran;
+	char skip[256], used[32];
+	double *lat; /* ns */
+	long got;
+	unsigned long sync;       /* ran synchronously: the detector did not notice the sleep */
+	double cpu_ns, quiet_ns;  /* the process's CPU time during the quiet spells, and their length */
+};
+
+static uint64_t process_cpu_ns(void)
+{
+	struct timespec ts;
+	MB_CHECK(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts));
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *quiet_main(void *arg)
+{
+	struct quiet *q = arg;
+	if (!init_detector(q->det, q->skip, sizeof q->skip))
+		return NULL;
+	snprintf(q->used, sizeof q->used, "%s", laio_detector_name(SYS_nanosleep));
+	if (!strcmp(q->used, "none")) {
+		snprintf(q->skip, sizeof q->skip, "this detector cannot see a nanosleep block");
+		return NULL;
+	}
+	static const struct timespec two_ms = {0, 2000000};
+	const struct timespec spell = {q->quiet_ms / 1000, (q->quiet_ms % 1000) * 1000000L};
+	for (long i = 0; i < 3 + q->n; i++) {
+		atomic_store_explicit(&watch.progress, (unsigned long)i, memory_order_relaxed);
+		uint64_t c0 = process_cpu_ns(), w0 = mb_now_ns();
+		nanosleep(&spell, NULL);
+		uint64_t c1 = process_cpu_ns(), w1 = mb_now_ns();
+		atomic_store_explicit(&watch.phase, MB_PH_SYSCALL, memory_order_relaxed);
+		uint64_t t0 = mb_now_ns();
+		long r = laio_syscall(SYS_nanosleep, &two_ms, NULL);
+		uint64_t t1 = mb_now_ns();
+		int e = errno;
+		atomic_store_explicit(&watch.phase, MB_PH_WAIT, memory_order_relaxed);
+		if (r == 0) {
+			if (++q->sync >= MAX_MISSED)
+				break;
+			continue;
+		}
+		if (r != -1 || e != EINPROGRESS)
+			mb_fail("%s: laio_syscall(SYS_nanosleep) returned %ld (%s)", q->det->name, r,
+				strerror(e));
+		wait_completion(q->det->name, laio_gethandle(), 0);
+		if (i < 3)
+			continue;
+		q->lat[q->got++] = (double)(t1 - t0);
+		q->cpu_ns += (double)(c1 - c0);
+		q->quiet_ns += (double)(w1 - w0);
+	}
+	atomic_store_explicit(&watch.phase, MB_PH_IDLE, memory_order_relaxed);
+	q->ran = 1;
+	return NULL;
+}
+
+/* ---- report ------------------------------------------------------------------------------------ */
 
 /* Bucket edges: 1, 1.5, 2, 3, 5, 7 x 10^k ns, from 100 ns to 10 s. */
 #define NEDGE 49
@@ -175,169 +357,341 @@ static void histogram(const double *v, long n)
 	}
 }
 
-int main(int argc, char **argv)
+static double pct(const struct series *s, const double *v, double p)
 {
-	long n = 2000;
-	int cpu = 0, quick = 0, n_set = 0;
-	char only[256] = "", csv[4096] = "";
+	return mb_pct_sorted(v, (size_t)s->n, p);
+}
+
+static void print_row(const struct cell *c, int src)
+{
+	const struct series *s = &c->s[src];
+	char a[32] = "-", b[32] = "-", d[32] = "-", e[32] = "-", f[32] = "-";
+	if (s->n) {
+		mb_fmt_ns(pct(s, s->lat, 50), a, sizeof a);
+		mb_fmt_ns(pct(s, s->lat, 90), b, sizeof b);
+		mb_fmt_ns(pct(s, s->lat, 99), d, sizeof d);
+		mb_fmt_ns(s->lat[s->n - 1], e, sizeof e);
+		mb_fmt_ns(pct(s, s->comp, 50), f, sizeof f);
+	}
+	printf("%-9s %-9s %-9s %-13s %7ld %10s %10s %10s %10s %11s  %lu%s\n", place_name[c->place],
+	       c->det->name, c->used, src_name[src], s->n, a, b, d, e, f, s->missed,
+	       c->stopped ? " (stopped: misses blocks)" : "");
+}
+
+static void csv_row(FILE *f, const char *place, const char *src, const char *det,
+		    const char *used, long n, double p50, double p90, double p99, double max,
+		    double comp, unsigned long missed, const struct mb_sysinfo *si)
+{
+	fprintf(f, "%s,%s,%s,%s,%ld,%.0f,%.0f,%.0f,%.0f,%.0f,%lu,%s,\"%s\",%d,\"%s\"\n", place, src,
+		det, used, n, p50, p90, p99, max, comp, missed, si->root ? "yes" : "no",
+		si->cpu_model, si->ncpu, si->kernel);
+}
+
+struct opts {
+	long n;          /* samples per cell, both sources together */
+	int rounds;
+	double cell_secs; /* time budget of a cell over all rounds */
+	long sleep_n;
+	int quiet_ms;
+	int quick;
+	char only[256], csv[4096], bars[4096];
+};
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+	*o = (struct opts){.n = 2000, .rounds = 3, .cell_secs = 3.0, .sleep_n = 80,
+			   .quiet_ms = 20};
+	int n_set = 0, s_set = 0;
 	static const struct option lo[] = {{"n", required_argument, 0, 'n'},
+					   {"rounds", required_argument, 0, 'r'},
+					   {"cell-secs", required_argument, 0, 't'},
+					   {"sleep-n", required_argument, 0, 'S'},
+					   {"quiet-ms", required_argument, 0, 'Q'},
 					   {"csv", required_argument, 0, 'v'},
+					   {"bars", required_argument, 0, 'b'},
 					   {"quick", no_argument, 0, 'q'},
-					   {"sleep", no_argument, 0, 's'},
-					   {"cpu", required_argument, 0, 'c'},
 					   {"only", required_argument, 0, 'o'},
 					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
-		case 'n':
-			n = strtol(optarg, NULL, 10);
-			n_set = 1;
-			if (n < 1 || n > 10000000)
-				mb_fail("bad --n '%s'", optarg);
-			break;
-		case 'q': quick = 1; break;
-		case 's': sleep_mode = 1; break;
-		case 'c': cpu = mb_parse_cpu(optarg); break;
-		case 'o': snprintf(only, sizeof only, ",%s,", optarg); break;
-		case 'v': snprintf(csv, sizeof csv, "%s", optarg); break;
+		case 'n': o->n = strtol(optarg, NULL, 10); n_set = 1; break;
+		case 'r': o->rounds = atoi(optarg); break;
+		case 't': o->cell_secs = atof(optarg); break;
+		case 'S': o->sleep_n = strtol(optarg, NULL, 10); s_set = 1; break;
+		case 'Q': o->quiet_ms = atoi(optarg); break;
+		case 'q': o->quick = 1; break;
+		case 'o': snprintf(o->only, sizeof o->only, ",%s,", optarg); break;
+		case 'v': snprintf(o->csv, sizeof o->csv, "%s", optarg); break;
+		case 'b': snprintf(o->bars, sizeof o->bars, "%s", optarg); break;
 		case 'h':
 		default:
-			printf("usage: handoff [--n K (default 2000)] [--quick (K=300)] "
-			       "[--cpu C|none (default 0)] [--only idle,probe,upcall,watchdog,eager]\n"
-			       "       [--csv PATH (default OUTDIR/handoff.csv)] [--sleep: a 2 ms "
-			       "nanosleep instead of the read]\n");
-			return c == 'h' ? 0 : 2;
+			printf("usage: handoff [--quick] [--n K (samples per detector and placement, "
+			       "default 2000; --quick 300)]\n"
+			       "       [--rounds R (default 3; --quick 1)] [--cell-secs S (time budget "
+			       "per detector and placement, default 3; --quick 0.6)]\n"
+			       "       [--sleep-n K (nanosleep samples per detector, default 80; "
+			       "--quick 15)] [--quiet-ms MS (default 20)]\n"
+			       "       [--only auto,idle,probe,upcall,watchdog,eager] [--csv PATH "
+			       "(default OUTDIR/handoff.csv)] [--bars PATH]\n");
+			exit(c == 'h' ? 0 : 2);
 		}
 	}
-	if (quick && !n_set)
-		n = 300;
+	if (o->quick) {
+		if (!n_set)
+			o->n = 300;
+		if (!s_set)
+			o->sleep_n = 15;
+		o->rounds = 1;
+		o->cell_secs = 0.6;
+	}
+	if (o->n < 2 || o->n > 10000000 || o->rounds < 1 || o->rounds > 100 ||
+	    o->cell_secs <= 0 || o->sleep_n < 1 || o->sleep_n > 100000 || o->quiet_ms < 1)
+		mb_fail("handoff: an option is out of range (see --help)");
+}
+
+static int selected(const struct opts *o, const struct det *d)
+{
+	char key[40];
+	snprintf(key, sizeof key, ",%s,", d->name);
+	return !o->only[0] || strstr(o->only, key);
+}
+
+static void alloc_series(struct series *s, long cap)
+{
+	s->cap = cap;
+	s->lat = calloc((size_t)cap, sizeof(double));
+	s->comp = calloc((size_t)cap, sizeof(double));
+	if (!s->lat || !s->comp)
+		mb_die("calloc");
+}
+
+/* The notice bars for the default detector: what a program gets without choosing. */
+static void notice_bars(const struct opts *o, const struct mb_sysinfo *si,
+			struct cell cells[NPLACE][NDET])
+{
+	const struct cell *busy = &cells[PL_BUSY][0], *unp = &cells[PL_UNPINNED][0],
+			  *pin = &cells[PL_PINNED][0];
+	char fig[160], v[64], a[32], b[32];
+	if (busy->ran) {
+		for (int src = 0; src < NSRC; src++) {
+			const struct series *s = &busy->s[src];
+			if (!s->n) {
+				snprintf(fig, sizeof fig, "handoff: busy, auto, data from %s: p99",
+					 src_name[src]);
+				mb_bar(o->bars, si, fig, "no sample in the budget", "<= 2 ms", 0);
+				continue;
+			}
+			double p99 = pct(s, s->lat, 99), p50 = pct(s, s->lat, 50);
+			snprintf(fig, sizeof fig, "handoff: busy, auto, data from %s: p99", src_name[src]);
+			mb_bar(o->bars, si, fig, mb_fmt_ns(p99, v, sizeof v), "<= 2 ms", p99 <= 2e6);
+			snprintf(fig, sizeof fig, "handoff: busy, auto, data from %s: median (goal)",
+				 src_name[src]);
+			mb_bar(o->bars, si, fig, mb_fmt_ns(p50, v, sizeof v), "<= 100 us", p50 <= 1e5);
+		}
+		unsigned long missed = busy->s[SRC_SAME].missed + busy->s[SRC_PROC].missed;
+		snprintf(v, sizeof v, "%lu", missed);
+		mb_bar(o->bars, si, "handoff: busy, auto: blocks left unnoticed", v, "0", missed == 0);
+	}
+	const struct series *s = &unp->s[SRC_PROC];
+	if (unp->ran && s->n) {
+		double p50 = pct(s, s->lat, 50), p99 = pct(s, s->lat, 99);
+		mb_bar(o->bars, si, "handoff: unpinned, auto, data from other process: median",
+		       mb_fmt_ns(p50, v, sizeof v), "<= 10 us (goal 5)", p50 <= 1e4);
+		mb_bar(o->bars, si, "handoff: unpinned, auto, data from other process: p99",
+		       mb_fmt_ns(p99, v, sizeof v), "<= 30 us", p99 <= 3e4);
+	}
+	s = &pin->s[SRC_PROC];
+	if (pin->ran && s->n) {
+		double p50 = pct(s, s->lat, 50);
+		snprintf(v, sizeof v, "%s (p99 %s)", mb_fmt_ns(p50, a, sizeof a),
+			 mb_fmt_ns(pct(s, s->lat, 99), b, sizeof b));
+		mb_bar(o->bars, si, "handoff: pinned, auto, data from other process: median", v,
+		       "<= 8.5 us (before)", p50 <= 8500);
+	}
+}
+
+static void quiet_bars(const struct opts *o, const struct mb_sysinfo *si, const struct quiet *q)
+{
+	if (!q->ran || !q->got)
+		return;
+	char v[64], a[32], b[32];
+	double p50 = mb_pct_sorted(q->lat, (size_t)q->got, 50);
+	snprintf(v, sizeof v, "%s (p99 %s)", mb_fmt_ns(p50, a, sizeof a),
+		 mb_fmt_ns(mb_pct_sorted(q->lat, (size_t)q->got, 99), b, sizeof b));
+	mb_bar(o->bars, si, "handoff: 2 ms nanosleep after a quiet spell, auto: median", v,
+	       "<= 10 us", p50 <= 1e4 && q->sync == 0);
+	double share = q->quiet_ns > 0 ? 100.0 * q->cpu_ns / q->quiet_ns : 0;
+	snprintf(v, sizeof v, "%.2f%% of a CPU", share);
+	mb_bar(o->bars, si, "handoff: quiet process CPU (auto, during the quiet spells)", v,
+	       "~0 (<= 1%)", share <= 1.0);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	parse_opts(argc, argv, &o);
 	make_edges();
 	struct mb_sysinfo si;
 	mb_output_init();
 	mb_sysinfo_get(&si);
-	if (cpu >= si.ncpu)
-		mb_fail("--cpu %d: only %d CPUs", cpu, si.ncpu);
+	/* The writer first (fork copies only the caller), the watchdog before any pinning. */
+	mb_writer_start(&writer, -1);
 	mb_watch_start(&watch, 1000, 60000);
-	mb_pin_self(cpu);
-	char cs[32];
-	printf("handoff: time from just before laio_syscall(%s to the caller holding "
-	       "EINPROGRESS\n", sleep_mode ? "SYS_nanosleep, 2 ms)" : "SYS_read) on an empty pipe");
+
+	printf("handoff: time from just before laio_syscall(SYS_read) on an empty pipe to the caller "
+	       "holding EINPROGRESS\n");
 	mb_sysinfo_print(stdout, &si);
-	printf("# pinning:              caller (and the threads it creates) %s\n",
-	       mb_cpu_str(cpu, cs, sizeof cs));
-	printf("# samples:              %ld per detector (after 20 warm-up calls), each in a fresh "
-	       "thread\n", n);
-	printf("# note: probe/eager hand the call off before it blocks; upcall/watchdog let it "
-	       "block and the time includes detecting the block\n");
+	for (int pl = 0; pl < NPLACE; pl++)
+		printf("# placement %-9s  %s\n", place_name[pl], place_what[pl]);
+	printf("# samples:              %ld per detector and placement (half with the data from the "
+	       "same thread, half from another process, alternating), %d round(s), each in a "
+	       "fresh thread after %d warm-up calls; at most %.1f s per detector and placement\n",
+	       o.n, o.rounds, WARM, o.cell_secs);
+	printf("# note: probe/eager hand the call off before it blocks; the others let it block, "
+	       "and the time includes noticing the block\n");
 
-	struct job jobs[NDET];
-	memset(jobs, 0, sizeof jobs);
+	static struct cell cells[NPLACE][NDET];
+	for (int pl = 0; pl < NPLACE; pl++)
+		for (int d = 0; d < NDET; d++) {
+			cells[pl][d] = (struct cell){.det = &dets[d], .place = pl};
+			for (int src = 0; src < NSRC; src++)
+				alloc_series(&cells[pl][d].s[src], o.n / 2 + 1);
+		}
+	char labels[NPLACE][NDET][48];
+	long quota = (o.n + o.rounds - 1) / o.rounds;
+	uint64_t cell_ns = (uint64_t)(o.cell_secs / o.rounds * 1e9);
+	uint64_t t_all = mb_now_ns();
+	for (int r = 0; r < o.rounds; r++)
+		for (int pl = 0; pl < NPLACE; pl++) {
+			enter_place(pl, si.ncpu);
+			for (int d = 0; d < NDET; d++) {
+				struct cell *c = &cells[pl][d];
+				if (!selected(&o, &dets[d]) || c->stopped)
+					continue;
+				snprintf(labels[pl][d], sizeof labels[pl][d], "handoff %s %s",
+					 place_name[pl], dets[d].name);
+				atomic_store(&watch.label, (const char *)labels[pl][d]);
+				mb_progress("handoff: round %d/%d, %s, detector %s ...", r + 1,
+					    o.rounds, place_name[pl], dets[d].name);
+				struct cell_run run = {c, quota, cell_ns};
+				run_thread(cell_main, &run);
+			}
+			leave_place(pl);
+		}
+	mb_pin_self(-1);
+	mb_writer_pin(&writer, -1);
+
+	static struct quiet quiets[NDET];
 	for (int d = 0; d < NDET; d++) {
-		char key[40];
-		snprintf(key, sizeof key, ",%s,", dets[d].name);
-		if (only[0] && !strstr(only, key))
+		if (!selected(&o, &dets[d]))
 			continue;
-		struct job *j = &jobs[d];
-		j->det = &dets[d];
-		j->n = n;
-		j->warm = 20;
-		j->handoff = calloc((size_t)n, sizeof(double));
-		j->complete = calloc((size_t)n, sizeof(double));
-		if (!j->handoff || !j->complete)
+		struct quiet *q = &quiets[d];
+		*q = (struct quiet){.det = &dets[d], .n = o.sleep_n, .quiet_ms = o.quiet_ms};
+		if (!(q->lat = calloc((size_t)o.sleep_n, sizeof(double))))
 			mb_die("calloc");
-		char label[64];
-		snprintf(label, sizeof label, "handoff %s", dets[d].name);
-		atomic_store(&watch.label, (const char *)strdup(label));
-		mb_progress("handoff: detector %s, %ld calls ...", dets[d].name, n);
-		uint64_t t0 = mb_now_ns();
-		pthread_t t;
-		int e = pthread_create(&t, NULL, run, j);
-		if (!e)
-			e = pthread_join(t, NULL);
-		if (e) {
-			errno = e;
-			mb_die("pthread_create/join");
-		}
-		double secs = (double)(mb_now_ns() - t0) / 1e9;
+		atomic_store(&watch.label, (const char *)"handoff nanosleep after a quiet spell");
+		mb_progress("handoff: nanosleep after a quiet spell, detector %s ...", dets[d].name);
+		run_thread(quiet_main, q);
+	}
+	double wall = (double)(mb_now_ns() - t_all) / 1e9;
+	mb_progress_clear();
 
-		mb_progress_clear();
-		printf("\n== detector %s ==\n", dets[d].name);
-		if (!j->ran) {
-			printf("skipped: %s\n", j->skip);
-			continue;
+	printf("\n== notice: laio_syscall(SYS_read) entry -> EINPROGRESS; completion: the data "
+	       "written -> laio_poll returns ==\n");
+	printf("%-9s %-9s %-9s %-13s %7s %10s %10s %10s %10s %11s  %s\n", "placement", "detector",
+	       "used", "data from", "samples", "median", "p90", "p99", "max", "completion",
+	       "missed blocks");
+	int status = 0;
+	for (int pl = 0; pl < NPLACE; pl++)
+		for (int d = 0; d < NDET; d++) {
+			struct cell *c = &cells[pl][d];
+			if (!selected(&o, &dets[d]))
+				continue;
+			if (!c->ran) {
+				printf("%-9s %-9s skipped: %s\n", place_name[pl], dets[d].name, c->skip);
+				continue;
+			}
+			for (int src = 0; src < NSRC; src++) {
+				struct series *s = &c->s[src];
+				mb_sort(s->lat, (size_t)s->n);
+				mb_sort(s->comp, (size_t)s->n);
+				print_row(c, src);
+				if (s->missed)
+					status = 4;
+			}
 		}
-		mb_sort(j->handoff, (size_t)j->samples);
-		mb_sort(j->complete, (size_t)j->samples);
-		char a[32], b[32], c3[32], d4[32], e5[32], f6[32];
-		printf("detector used: %s; samples %ld; missed blocks (released by the watchdog "
-		       "after 1 s) %lu; %.2f s\n", j->used, j->samples, j->missed, secs);
-		printf("laio_stats: calls %lu, blocked %lu (%.1f%%), upcalls %lu, completed %lu\n",
-		       j->st.calls, j->st.blocked,
-		       j->st.calls ? 100.0 * (double)j->st.blocked / (double)j->st.calls : 0.0,
-		       j->st.upcalls, j->st.completed);
-		if (!j->samples)
+	for (int pl = 0; pl < NPLACE; pl++) {
+		const struct series *s = &cells[pl][0].s[SRC_PROC];
+		if (!s->n)
 			continue;
-		size_t s = (size_t)j->samples;
-		printf("hand-off:   min %s  median %s  p90 %s  p99 %s  max %s\n",
-		       mb_fmt_ns(j->handoff[0], a, sizeof a),
-		       mb_fmt_ns(mb_pct_sorted(j->handoff, s, 50), b, sizeof b),
-		       mb_fmt_ns(mb_pct_sorted(j->handoff, s, 90), c3, sizeof c3),
-		       mb_fmt_ns(mb_pct_sorted(j->handoff, s, 99), d4, sizeof d4),
-		       mb_fmt_ns(j->handoff[s - 1], e5, sizeof e5));
-		printf("completion (write -> laio_poll returns): median %s  p90 %s  p99 %s\n",
-		       mb_fmt_ns(mb_pct_sorted(j->complete, s, 50), a, sizeof a),
-		       mb_fmt_ns(mb_pct_sorted(j->complete, s, 90), b, sizeof b),
-		       mb_fmt_ns(mb_pct_sorted(j->complete, s, 99), f6, sizeof f6));
-		printf("hand-off histogram:\n");
-		histogram(j->handoff, j->samples);
+		printf("\nhistogram: %s, auto, data from another process (%ld samples):\n",
+		       place_name[pl], s->n);
+		histogram(s->lat, s->n);
 	}
 
-	int status = 0; /* 4: some detector missed blocks */
-	if (!csv[0]) {
+	printf("\n== a 2 ms nanosleep after %d ms without a call (unpinned): entry -> EINPROGRESS ==\n",
+	       o.quiet_ms);
+	printf("%-9s %-9s %7s %10s %10s %10s  %-12s %s\n", "detector", "used", "samples", "median",
+	       "p99", "max", "synchronous", "process CPU while quiet");
+	for (int d = 0; d < NDET; d++) {
+		struct quiet *q = &quiets[d];
+		if (!q->det)
+			continue;
+		if (!q->ran) {
+			printf("%-9s skipped: %s\n", dets[d].name, q->skip);
+			continue;
+		}
+		mb_sort(q->lat, (size_t)q->got);
+		char a[32] = "-", b[32] = "-", c3[32] = "-";
+		if (q->got) {
+			mb_fmt_ns(mb_pct_sorted(q->lat, (size_t)q->got, 50), a, sizeof a);
+			mb_fmt_ns(mb_pct_sorted(q->lat, (size_t)q->got, 99), b, sizeof b);
+			mb_fmt_ns(q->lat[q->got - 1], c3, sizeof c3);
+		}
+		printf("%-9s %-9s %7ld %10s %10s %10s  %-12lu %.2f%% of a CPU\n", dets[d].name, q->used,
+		       q->got, a, b, c3, q->sync,
+		       q->quiet_ns > 0 ? 100.0 * q->cpu_ns / q->quiet_ns : 0.0);
+	}
+	printf("\nwall time: %.1f s\n", wall);
+
+	if (!o.csv[0]) {
 		char dir[3500];
 		mb_default_outdir(dir, sizeof dir);
-		snprintf(csv, sizeof csv, "%s/handoff.csv", dir);
+		snprintf(o.csv, sizeof o.csv, "%s/handoff.csv", dir);
 	}
-	FILE *cf = fopen(csv, "w");
-	if (cf)
-		fprintf(cf, "detector,used,samples,median_ns,p90_ns,p99_ns,completion_p50_ns,missed,"
-			    "root,cpu_model,ncpu,kernel\n");
-	printf("\n== summary: hand-off latency (laio_syscall entry -> EINPROGRESS) ==\n");
-	printf("%-10s %-10s %7s %10s %10s %10s %14s  %s\n", "detector", "used", "samples", "median",
-	       "p90", "p99", "completion p50", "missed blocks");
+	FILE *cf = fopen(o.csv, "w");
+	if (!cf)
+		mb_die("fopen %s", o.csv);
+	fprintf(cf, "placement,source,detector,used,samples,median_ns,p90_ns,p99_ns,max_ns,"
+		    "completion_p50_ns,missed,root,cpu_model,ncpu,kernel\n");
+	for (int pl = 0; pl < NPLACE; pl++)
+		for (int d = 0; d < NDET; d++)
+			for (int src = 0; src < NSRC; src++) {
+				const struct series *s = &cells[pl][d].s[src];
+				if (cells[pl][d].ran && s->n)
+					csv_row(cf, place_name[pl], src_key[src], dets[d].name,
+						cells[pl][d].used, s->n, pct(s, s->lat, 50),
+						pct(s, s->lat, 90), pct(s, s->lat, 99),
+						s->lat[s->n - 1], pct(s, s->comp, 50), s->missed, &si);
+			}
 	for (int d = 0; d < NDET; d++) {
-		struct job *j = &jobs[d];
-		if (!j->det)
-			continue;
-		if (!j->ran) {
-			printf("%-10s skipped: %s\n", dets[d].name, j->skip);
-			continue;
-		}
-		size_t s = (size_t)j->samples;
-		char a[32] = "-", b[32] = "-", c3[32] = "-", d4[32] = "-";
-		if (s) {
-			mb_fmt_ns(mb_pct_sorted(j->handoff, s, 50), a, sizeof a);
-			mb_fmt_ns(mb_pct_sorted(j->handoff, s, 90), b, sizeof b);
-			mb_fmt_ns(mb_pct_sorted(j->handoff, s, 99), c3, sizeof c3);
-			mb_fmt_ns(mb_pct_sorted(j->complete, s, 50), d4, sizeof d4);
-		}
-		if (j->missed)
-			status = 4;
-		if (cf && s)
-			fprintf(cf, "%s,%s,%ld,%.0f,%.0f,%.0f,%.0f,%lu,%s,\"%s\",%d,\"%s\"\n",
-				dets[d].name, j->used, j->samples, mb_pct_sorted(j->handoff, s, 50),
-				mb_pct_sorted(j->handoff, s, 90), mb_pct_sorted(j->handoff, s, 99),
-				mb_pct_sorted(j->complete, s, 50), j->missed, si.root ? "yes" : "no",
-				si.cpu_model, si.ncpu, si.kernel);
-		printf("%-10s %-10s %7ld %10s %10s %10s %14s  %lu%s\n", dets[d].name, j->used,
-		       j->samples, a, b, c3, d4, j->missed,
-		       j->missed >= 3 ? " (stopped early: the detector misses blocks)" : "");
+		const struct quiet *q = &quiets[d];
+		if (q->ran && q->got)
+			csv_row(cf, "unpinned", "nanosleep-after-quiet", dets[d].name, q->used, q->got,
+				mb_pct_sorted(q->lat, (size_t)q->got, 50),
+				mb_pct_sorted(q->lat, (size_t)q->got, 90),
+				mb_pct_sorted(q->lat, (size_t)q->got, 99), q->lat[q->got - 1], 0,
+				q->sync, &si);
 	}
-	if (cf) {
-		fclose(cf);
-		printf("CSV: %s\n", csv);
-	}
+	if (fclose(cf) == EOF)
+		mb_die("fclose %s", o.csv);
+	printf("CSV: %s\n", o.csv);
+
+	printf("\n== the bars (default detector)%s ==\n", o.quick ? " (--quick: fewer samples)" : "");
+	notice_bars(&o, &si, cells);
+	quiet_bars(&o, &si, &quiets[0]);
+	mb_writer_stop(&writer);
 	return status;
 }

@@ -10,8 +10,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int progress_tty = -1; /* stderr is a terminal: -1 not yet asked */
@@ -285,6 +288,172 @@ const char *mb_fmt_ns(double ns, char *buf, size_t len)
 	return buf;
 }
 
+/* ---- the writer process --------------------------------------------------------------------- */
+
+/* The set mb_pin_self(cpu) would use, built before a fork so the child only has to apply it. */
+static void cpu_mask(int cpu, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	if (cpu >= 0) {
+		CPU_SET(cpu, set);
+		return;
+	}
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	for (long i = 0; i < (n < 1 ? 1 : n) && i < CPU_SETSIZE; i++)
+		CPU_SET(i, set);
+}
+
+/* For every byte on the control pipe, one byte into the data pipe; exit on EOF. A forked child
+ * of a threaded program: only system calls and _exit. */
+static void writer_main(int ctl_rfd, int data_wfd, const cpu_set_t *mask)
+{
+	if (sched_setaffinity(0, sizeof *mask, mask) == -1)
+		_exit(2);
+	char b;
+	for (;;) {
+		ssize_t r = read(ctl_rfd, &b, 1);
+		if (r == 0)
+			_exit(0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r != 1 || write(data_wfd, "x", 1) != 1)
+			_exit(1);
+	}
+}
+
+void mb_writer_start(struct mb_writer *w, int cpu)
+{
+	int ctl[2], data[2];
+	MB_CHECK(pipe2(ctl, O_CLOEXEC));
+	MB_CHECK(pipe2(data, O_CLOEXEC));
+	cpu_set_t mask;
+	cpu_mask(cpu, &mask);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	MB_CHECK(pid);
+	if (pid == 0) {
+		close(ctl[1]);
+		close(data[0]);
+		writer_main(ctl[0], data[1], &mask);
+	}
+	MB_CHECK(close(ctl[0]));
+	w->pid = pid;
+	w->ctl_wfd = ctl[1];
+	w->data_rfd = data[0];
+	w->data_wfd = data[1];
+}
+
+void mb_writer_kick(const struct mb_writer *w)
+{
+	ssize_t r;
+	do
+		r = write(w->ctl_wfd, "w", 1);
+	while (r == -1 && errno == EINTR);
+	if (r != 1)
+		mb_die("write to the writer's control pipe");
+}
+
+void mb_writer_pin(const struct mb_writer *w, int cpu)
+{
+	cpu_set_t mask;
+	cpu_mask(cpu, &mask);
+	if (sched_setaffinity(w->pid, sizeof mask, &mask) == -1)
+		mb_die("sched_setaffinity(writer %d, cpu %d)", (int)w->pid, cpu);
+}
+
+void mb_writer_stop(struct mb_writer *w)
+{
+	MB_CHECK(close(w->ctl_wfd)); /* EOF: the writer exits */
+	int st;
+	MB_CHECK(waitpid(w->pid, &st, 0));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		mb_fail("the writer process ended with status %d", st);
+	MB_CHECK(close(w->data_rfd));
+	MB_CHECK(close(w->data_wfd));
+}
+
+/* ---- CPU hogs --------------------------------------------------------------------------------- */
+
+#define MAX_HOGS 256
+static pid_t hog_pid[MAX_HOGS];
+static int nhogs;
+static pid_t hogs_owner; /* a forked child inherits the table: only the owner kills */
+
+static void hogs_at_exit(void)
+{
+	mb_hogs_stop();
+}
+
+void mb_hogs_start(int n, int pin)
+{
+	static int registered;
+	if (!registered) {
+		if (atexit(hogs_at_exit))
+			mb_fail("atexit");
+		registered = 1;
+	}
+	hogs_owner = getpid();
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < n && nhogs < MAX_HOGS; i++) {
+		cpu_set_t mask;
+		cpu_mask(pin ? (int)(i % ncpu) : -1, &mask);
+		pid_t pid = fork();
+		MB_CHECK(pid);
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != hogs_owner) /* the parent died before the prctl */
+				_exit(0);
+			alarm(600);
+			if (sched_setaffinity(0, sizeof mask, &mask) == -1)
+				_exit(2);
+			for (volatile unsigned long x = 0;; x++)
+				;
+		}
+		hog_pid[nhogs++] = pid;
+	}
+}
+
+void mb_hogs_stop(void)
+{
+	if (getpid() != hogs_owner)
+		return;
+	for (int i = 0; i < nhogs; i++)
+		kill(hog_pid[i], SIGKILL);
+	for (int i = 0; i < nhogs; i++)
+		while (waitpid(hog_pid[i], NULL, 0) == -1 && errno == EINTR)
+			;
+	nhogs = 0;
+}
+
+/* ---- the summary's bars ------------------------------------------------------------------------ */
+
+void mb_bar(const char *path, const struct mb_sysinfo *si, const char *figure, const char *value,
+	    const char *bar, int met)
+{
+	char line[512];
+	snprintf(line, sizeof line, "%-76s %-24s %-18s %s\n", figure, value, bar,
+		 met ? "met" : "NOT MET");
+	fputs(line, stdout);
+	if (!path || !path[0])
+		return;
+	FILE *f = fopen(path, "a");
+	if (!f)
+		mb_die("fopen %s", path);
+	if (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0) {
+		char m[512];
+		fprintf(f, "machine: %s\n", mb_sysinfo_line(si, m, sizeof m));
+		fprintf(f, "%-76s %-24s %-18s %s\n", "figure", "this run", "bar", "");
+	}
+	fputs(line, f);
+	if (fclose(f) == EOF)
+		mb_die("fclose %s", path);
+}
+
 static const char *phase_name(int ph)
 {
 	switch (ph) {
@@ -338,6 +507,7 @@ static void *watch_main(void *arg)
 				"%s. Aborting.\n",
 				lab ? lab : "?", stuck_ms / 1e3, p, phase_name(ph));
 			fflush(stderr);
+			mb_hogs_stop(); /* _exit runs no atexit handler */
 			_exit(3);
 		}
 	}

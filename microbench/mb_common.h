@@ -1,13 +1,15 @@
 /*
- * mb_common.h - helpers shared by the microbenchmarks (pipebench, handoff, scale):
+ * mb_common.h - helpers shared by the microbenchmarks (pipebench, handoff, scale, spurious):
  * error checking, the monotonic clock, pinning, order statistics, run conditions,
- * /proc/self/status fields, and a watchdog that turns a hang into a precise report.
+ * /proc/self/status fields, a writer process, CPU hog processes, the summary's bar lines, and a
+ * watchdog that turns a hang into a precise report.
  */
 #ifndef MB_COMMON_H
 #define MB_COMMON_H
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -77,6 +79,43 @@ void mb_default_outdir(char *buf, size_t len);
 
 /* Human-readable duration: "126 ns", "3.45 us", "1.20 ms", "2.00 s". */
 const char *mb_fmt_ns(double ns, char *buf, size_t len);
+
+/*
+ * A writer process: for every byte the reader sends on the control pipe it writes one byte into
+ * the data pipe, so that a read's data comes from another process, woken only once the reader
+ * asks. Start it before any thread exists (fork copies only the caller). The reader keeps the
+ * data pipe's write end too, for the watchdog's rescue byte. mb_writer_stop closes the control
+ * pipe (the writer exits on EOF) and fails unless the writer exited with status 0.
+ */
+struct mb_writer {
+	pid_t pid;
+	int ctl_wfd;   /* one byte here: "write one byte" */
+	int data_rfd;  /* the reader's end */
+	int data_wfd;  /* the writer's end, also kept by the reader */
+};
+void mb_writer_start(struct mb_writer *w, int cpu);
+void mb_writer_kick(const struct mb_writer *w);
+/* Move the running writer to `cpu` (< 0: every CPU). */
+void mb_writer_pin(const struct mb_writer *w, int cpu);
+void mb_writer_stop(struct mb_writer *w);
+
+/*
+ * CPU hogs: n processes spinning at normal priority, each pinned to CPU i % ncpu when `pin` is
+ * set, else free to run anywhere. They are processes, not threads, so that the library under test
+ * sees them only as a busy machine. mb_hogs_stop kills and reaps them; exit() does the same, and a
+ * hog dies with the thread that forked it (PR_SET_PDEATHSIG) or after 10 minutes, so none
+ * outlives a run that failed or hung.
+ */
+void mb_hogs_start(int n, int pin);
+void mb_hogs_stop(void);
+
+/*
+ * One line of the summary: a figure of this run beside the bar it has to meet, and whether it
+ * does. Printed on stdout and, when path is not empty, appended to path, which gets the machine
+ * as its first line when it is new (the make targets print the file at the end).
+ */
+void mb_bar(const char *path, const struct mb_sysinfo *si, const char *figure, const char *value,
+	    const char *bar, int met);
 
 /*
  * Watchdog. The measured thread stores its progress (any changing number) and phase; the

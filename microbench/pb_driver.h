@@ -45,6 +45,7 @@ struct opts {
 	char png[4096];
 	char gp[4096];
 	char summary[4096]; /* "": no summary file */
+	char bars[4096];    /* "": the bars on stdout only */
 	int no_png;
 	char only[1024];
 };
@@ -60,6 +61,8 @@ void pb_print_table(const struct opts *o, int mode); /* one mode's table on stdo
 /* the paper's ratios beside ours, with the machine and the sources of the paper's figures */
 void pb_print_comparison(FILE *f, const struct mb_sysinfo *si);
 void pb_write_summary(const struct opts *o, const struct mb_sysinfo *si); /* the same, to a file */
+/* laio-auto's empty-pipe LAIO / AIO and (reader unpinned) full-pipe LAIO / raw beside their bars */
+void pb_write_bars(const struct opts *o, const struct mb_sysinfo *si);
 void pb_write_csv(const struct opts *o, const struct mb_sysinfo *si);
 /* runs gnuplot on the CSV; the machine goes into the picture */
 void pb_make_png(const struct opts *o, const struct mb_sysinfo *si);

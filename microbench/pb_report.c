@@ -216,6 +216,33 @@ void pb_write_summary(const struct opts *o, const struct mb_sysinfo *si)
 		mb_die("fclose %s", o->summary);
 }
 
+/*
+ * The bars the notice must meet, for the library as a program gets it: with the writer in another
+ * process, LAIO no slower than POSIX AIO on an empty pipe (goal 0.9), pinned and unpinned; and,
+ * unpinned, within 5% of a raw read on a full pipe (the price of a call that does not block).
+ */
+void pb_write_bars(const struct opts *o, const struct mb_sysinfo *si)
+{
+	int v = pb_find_variant(PAPER_LAIO);
+	if (v < 0 || pb_aggs[PB_FULL][v].state + pb_aggs[PB_EMPTY][v].state == 0)
+		return;
+	printf("\n== laio-auto beside its bars ==\n");
+	char rc[32], wc[32], fig[160], val[32];
+	snprintf(fig, sizeof fig, "pipebench: empty pipe, LAIO / POSIX AIO (reader %s, writer %s)",
+		 mb_cpu_str(o->reader_cpu, rc, sizeof rc), mb_cpu_str(o->writer_cpu, wc, sizeof wc));
+	double r = ratio(PB_EMPTY, v, "posix-aio");
+	if (r > 0) {
+		snprintf(val, sizeof val, "%.2f", r);
+		mb_bar(o->bars, si, fig, val, "<= 1.0 (goal 0.9)", r <= 1.0);
+	}
+	r = ratio(PB_FULL, v, "raw-read");
+	if (r > 0 && o->reader_cpu < 0) {
+		snprintf(fig, sizeof fig, "pipebench: full pipe, LAIO / raw read (reader unpinned)");
+		snprintf(val, sizeof val, "%.2f", r);
+		mb_bar(o->bars, si, fig, val, "<= 1.05", r <= 1.05);
+	}
+}
+
 static void csv_str(FILE *f, const char *s)
 {
 	fputc('"', f);

@@ -50,7 +50,7 @@ const int pb_nvar = NVAR;
 
 struct agg pb_aggs[2][PB_MAX_VARIANTS];
 static struct mb_watch watch;
-static int ctl_wfd = -1;
+static struct mb_writer writer;
 
 const char *pb_mode_name(int m)
 {
@@ -59,63 +59,14 @@ const char *pb_mode_name(int m)
 
 void pb_kick(const struct pb_ctx *ctx)
 {
-	ssize_t r;
-	do
-		r = write(ctx->ctl_wfd, "w", 1);
-	while (r == -1 && errno == EINTR);
-	if (r != 1)
-		mb_die("write to the writer's control pipe");
+	(void)ctx;
+	mb_writer_kick(&writer);
 }
 
 void pb_bad_read(const char *what, const struct pb_ctx *ctx, long i, long ret, int err)
 {
 	mb_fail("%s: read %ld of %ld: %s returned %ld (%s); expected one byte", ctx->label, i,
 		ctx->warm + ctx->n, what, ret, err ? strerror(err) : "no error");
-}
-
-/* ---- the writer process ------------------------------------------------------------------- */
-
-/* For every byte on the control pipe, write one byte into the data pipe; exit on EOF. */
-static void writer_main(int ctl_rfd, int data_wfd, int cpu)
-{
-	mb_pin_self(cpu); /* fork() copied the parent's mask: set ours explicitly */
-	char b;
-	for (;;) {
-		ssize_t r = read(ctl_rfd, &b, 1);
-		if (r == 0)
-			_exit(0);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			perror("writer: read(control)");
-			_exit(1);
-		}
-		if (write(data_wfd, "x", 1) != 1) {
-			perror("writer: write(data)");
-			_exit(1);
-		}
-	}
-}
-
-static pid_t start_writer(int cpu, int *data_rfd, int *data_wfd)
-{
-	int ctl[2], data[2];
-	MB_CHECK(pipe2(ctl, O_CLOEXEC));
-	MB_CHECK(pipe2(data, O_CLOEXEC));
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	MB_CHECK(pid);
-	if (pid == 0) {
-		close(ctl[1]);
-		close(data[0]);
-		writer_main(ctl[0], data[1], cpu);
-	}
-	MB_CHECK(close(ctl[0]));
-	ctl_wfd = ctl[1];
-	*data_rfd = data[0];
-	*data_wfd = data[1]; /* kept for the watchdog's rescue write */
-	return pid;
 }
 
 /* ---- one run -------------------------------------------------------------------------------- */
@@ -158,7 +109,6 @@ static void run_one(const struct opts *o, int mode, int v, int round, int data_r
 	struct pb_ctx ctx = {
 		.mode = (enum pb_mode)mode,
 		.n = mode == PB_FULL ? o->n_full : o->n_empty,
-		.ctl_wfd = ctl_wfd,
 		.pool_threads = o->pool_threads,
 		.watch = &watch,
 		.label = label,
@@ -289,6 +239,9 @@ static void usage(FILE *f)
 		"  --no-png           do not run gnuplot\n"
 		"  --gp PATH          gnuplot script (default <project>/microbench/pipebench.gp)\n"
 		"  --summary PATH     also write the paper's ratios beside ours there\n"
+		"  --bars PATH        append laio-auto's ratios beside their bars there (make bench's\n"
+		"                     summary): empty pipe LAIO / POSIX AIO, and unpinned full pipe\n"
+		"                     LAIO / raw read\n"
 		"variants:",
 		MAX_ROUNDS);
 	for (int v = 0; v < NVAR; v++)
@@ -328,6 +281,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{"png", required_argument, 0, 'p'},    {"no-png", no_argument, 0, 'n'},
 		{"gp", required_argument, 0, 'g'},     {"help", no_argument, 0, 'h'},
 		{"summary", required_argument, 0, 's'},
+		{"bars", required_argument, 0, 'b'},
 		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -352,6 +306,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->no_png = 1; break;
 		case 'g': snprintf(o->gp, sizeof o->gp, "%s", optarg); break;
 		case 's': snprintf(o->summary, sizeof o->summary, "%s", optarg); break;
+		case 'b': snprintf(o->bars, sizeof o->bars, "%s", optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -408,8 +363,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	mkdir(o.outdir, 0777); /* may exist; fopen reports a real problem */
 
-	int data_rfd = -1, data_wfd = -1;
-	pid_t writer = start_writer(o.writer_cpu, &data_rfd, &data_wfd);
+	mb_writer_start(&writer, o.writer_cpu);
+	int data_rfd = writer.data_rfd, data_wfd = writer.data_wfd;
 	/* Started before the reader is pinned, so the watchdog keeps every CPU. */
 	mb_watch_start(&watch, RESCUE_MS, 60000);
 	mb_pin_self(o.reader_cpu);
@@ -453,13 +408,10 @@ int main(int argc, char **argv)
 	printf("\nwall time: %.1f s\n", wall);
 	pb_write_csv(&o, &si);
 	pb_make_png(&o, &si);
+	pb_write_bars(&o, &si); /* before the paper's ratios, which end the output */
 	pb_print_comparison(stdout, &si);
 	pb_write_summary(&o, &si);
 
-	MB_CHECK(close(ctl_wfd)); /* EOF: the writer exits */
-	int st;
-	MB_CHECK(waitpid(writer, &st, 0));
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		mb_fail("the writer process ended with status %d", st);
+	mb_writer_stop(&writer);
 	return resc ? 4 : 0; /* a detector missed a block: the numbers are suspect */
 }

@@ -20,7 +20,6 @@ struct pb_ctx {
 	long n;            /* timed reads */
 	long warm;         /* untimed reads before them */
 	int rfd;           /* the read end: prefilled (FULL) or shared with the writer (EMPTY) */
-	int ctl_wfd;       /* EMPTY: the control pipe to the writer process */
 	int pool_threads;  /* helper threads of the pool variant */
 	long batch;        /* reads per timed batch: 1 in EMPTY mode (every read), 100 in FULL */
 	double *lat;       /* ns per read of each batch, n / batch entries */

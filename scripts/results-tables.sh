@@ -7,14 +7,18 @@
 #            of FILE (docs/results.md; `make results` does this). A section ("### ...") whose
 #            CSV is absent keeps the text FILE has for it, and the script says so on stderr.
 #   BUILD_DIR/pipebench.csv          make bench (or bench-quick)
+#   BUILD_DIR/pipebench-unpinned.csv make bench (or bench-quick): the same, nothing pinned
 #   BUILD_DIR/handoff.csv            make bench (or bench-quick)
+#   BUILD_DIR/bars.txt               make bench (or bench-quick): every figure beside its bar
 #   BUILD_DIR/macrobench.csv         make macrobench (or macrobench-quick), with
 #   BUILD_DIR/macrobench-machine.txt and BUILD_DIR/macrobench-stats.csv
 set -eu
 build=${1:-build}
 # The sections, each with its CSV and the start of its heading (which --update finds it by).
-SECTIONS="pipe:pipebench.csv:### The pipe microbenchmark
+SECTIONS="pipe:pipebench.csv:### The pipe microbenchmark (
+pipe-unpinned:pipebench-unpinned.csv:### The pipe microbenchmark, unpinned
 handoff:handoff.csv:### Hand-off latency
+bars:bars.txt:### The figures beside their bars
 web:macrobench.csv:### The web server"
 if [ "${2:-}" = --update ]; then
 	file=$3
@@ -68,7 +72,7 @@ if [ "${2:-}" = --update ]; then
 	rm -f "$out.tables"
 	exit 0
 fi
-only=${2:-all}   # one section (pipe, handoff, web) or all
+only=${2:-all}   # one section (pipe, pipe-unpinned, handoff, bars, web) or all
 
 pipe_tables() {
 	awk '
@@ -178,14 +182,31 @@ if [ -f "$build/pipebench.csv" ] && { [ $only = all ] || [ $only = pipe ]; }; th
 	echo
 	pipe_tables "$build/pipebench.csv"
 fi
-if [ -f "$build/handoff.csv" ] && { [ $only = all ] || [ $only = handoff ]; }; then
-	echo "### Hand-off latency (\`$build/handoff.csv\`): laio_syscall() entry -> EINPROGRESS, an empty pipe"
+if [ -f "$build/pipebench-unpinned.csv" ] && { [ $only = all ] || [ $only = pipe-unpinned ]; }; then
+	echo "### The pipe microbenchmark, unpinned (\`$build/pipebench-unpinned.csv\`): reader and writer process free to run anywhere"
 	echo
-	awk -F, 'NR == 2 { m = $10 ", " $11 " CPUs, kernel " $12 ", root " $9; gsub(/"/, "", m)
+	pipe_tables "$build/pipebench-unpinned.csv"
+fi
+if [ -f "$build/handoff.csv" ] && { [ $only = all ] || [ $only = handoff ]; }; then
+	echo "### Hand-off latency (\`$build/handoff.csv\`): laio_syscall() entry -> EINPROGRESS"
+	echo
+	echo "An empty pipe whose byte comes from the same thread or from another process; last, a 2 ms"
+	echo "nanosleep after 20 ms without a call. Placements: pinned (the program on CPU 0), unpinned, busy"
+	echo "(unpinned, one CPU-bound process per CPU beside it)."
+	echo
+	awk -F, 'NR == 2 { m = $13 ", " $14 " CPUs, kernel " $15 ", root " $12; gsub(/"/, "", m)
 		  print "Machine: " m ".\n"
-		  print "| detector | used | samples | median (us) | p90 (us) | p99 (us) | completion p50 (us) | missed blocks |"
-		  print "|---|---|---:|---:|---:|---:|---:|---:|" }
-		NR > 1 { printf "| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %s |\n", $1, $2, $3, $4 / 1e3, $5 / 1e3, $6 / 1e3, $7 / 1e3, $8 }' "$build/handoff.csv"
+		  print "| placement | data from | detector | used | samples | median (us) | p90 (us) | p99 (us) | max (us) | completion p50 (us) | missed blocks |"
+		  print "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|" }
+		NR > 1 { printf "| %s | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", $1, $2, $3, $4, $5, $6 / 1e3, $7 / 1e3, $8 / 1e3, $9 / 1e3, $10 / 1e3, $11 }' "$build/handoff.csv"
+	echo
+fi
+if [ -f "$build/bars.txt" ] && { [ $only = all ] || [ $only = bars ]; }; then
+	echo "### The figures beside their bars (\`$build/bars.txt\`)"
+	echo
+	echo '```'
+	cat "$build/bars.txt"
+	echo '```'
 	echo
 fi
 if [ -f "$build/macrobench.csv" ] && { [ $only = all ] || [ $only = web ]; }; then
