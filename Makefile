@@ -18,8 +18,9 @@ HAVE_LIBEVENT := $(shell pkg-config --exists libevent 2>/dev/null && echo yes)
 
 # the shim's files, bottom layer first (kernel-shim/ks.h; scripts/layers.sh checks the order)
 SHIM_SRC := kernel-shim/ctx.S kernel-shim/futex.c kernel-shim/counters.c kernel-shim/tls.c \
-            kernel-shim/sigmask.c kernel-shim/cgroup_find.c kernel-shim/cgroup.c kernel-shim/act.c \
-            kernel-shim/vp.c kernel-shim/confirm.c kernel-shim/complete.c kernel-shim/deliver.c \
+            kernel-shim/sigmask.c kernel-shim/cgroup_find.c kernel-shim/cgroup.c \
+            kernel-shim/confirm.c kernel-shim/act.c \
+            kernel-shim/vp.c kernel-shim/complete.c kernel-shim/deliver.c \
             kernel-shim/claim.c kernel-shim/lost.c kernel-shim/cancel.c kernel-shim/hold.c \
             kernel-shim/move.c kernel-shim/kick.c kernel-shim/probe.c kernel-shim/watchdog.c \
             kernel-shim/upcall.c kernel-shim/idle.c kernel-shim/detect.c kernel-shim/trap.S \

@@ -109,7 +109,7 @@ int sa_create(struct sa_mailbox *mb)
 	mb->sa_vp = vp;
 	cds_wfcq_init(&mb->sa_completed_head, &mb->sa_completed_tail);
 	ks_pool_init();
-	ks_sysfd_refresh(vp);
+	ks_sysfd_open(act); /* the claims of this VP's calls confirm with it */
 	ks_vp_register(vp);
 	ks_self_mb = mb;
 	sa_set_detector(mb, SA_DETECT_AUTO); /* cannot fail: auto falls back to the watchdog */
@@ -126,6 +126,8 @@ void sa_destroy(struct sa_mailbox *mb)
 	   (what pthread_join waits on), whichever activation it was born as */
 	ks_adopt_exit_tid(vp->ks_fs);
 	ks_detectors_retire(vp->ks_runner);
+	ks_vp_stop_claims(vp);
+	ks_sysfd_close(vp->ks_runner);
 	ks_act_retire(vp->ks_runner);
 	/* vp itself stays: blocked activations may still complete onto mb through it */
 }

@@ -61,6 +61,7 @@ static struct ks_act *act_alloc(void)
 	mprotect(stk, 4096, PROT_NONE); /* guard page: an overflow faults, it does not corrupt */
 	act->ks_kstack_top = (char *)stk + KS_KSTACK_SIZE;
 	act->ks_perf_fd = -1;
+	act->ks_sysfd = -1;
 	pthread_mutex_lock(&pool_lock);
 	act->ks_all_next = all_acts;
 	all_acts = act;
@@ -179,13 +180,33 @@ void ks_pool_reserve(unsigned n)
 	ks_futex_wake(&spawn_want, 1);
 }
 
-/* The pool's newest spare, or NULL. Never creates a thread: the spawner does, off this path. */
-struct ks_act *ks_act_take(void)
+/* Which spare to wake. The newest if it still spins (no wakeup at all). Else, given a CPU, one
+ * that went to sleep there: the kernel wakes a thread on its previous CPU when that CPU is idle,
+ * and waking a halted vCPU costs tens of microseconds in a guest, while the CPU of a detector
+ * that runs there is at hand (an idle-class standby counts as idle to the wakeup). */
+#define NEAR_SCAN 8
+
+static struct ks_act **pick(int32_t cpu)
+{
+	struct ks_act **at = &pool;
+	if (cpu < 0 || !pool || !__atomic_load_n(&pool->ks_sleeping, __ATOMIC_RELAXED))
+		return at;
+	int n = 0;
+	for (struct ks_act **p = &pool; *p && n < NEAR_SCAN; p = &(*p)->ks_next, n++)
+		if (ks_cpu_of(*p) == cpu)
+			return p;
+	return at;
+}
+
+/* A spare, or NULL; near `cpu` if one is (-1: any). Never creates a thread: the spawner does,
+ * off this path. */
+struct ks_act *ks_act_take_near(int32_t cpu)
 {
 	pthread_mutex_lock(&pool_lock);
-	struct ks_act *act = pool;
+	struct ks_act **at = pick(cpu);
+	struct ks_act *act = *at;
 	if (act) {
-		pool = act->ks_next;
+		*at = act->ks_next;
 		ks_stat.spares--;
 	}
 	unsigned long left = ks_stat.spares;
@@ -194,6 +215,11 @@ struct ks_act *ks_act_take(void)
 	if (left < POOL_LOW || !act)
 		ks_pool_reserve(POOL_LOW + 1);
 	return act;
+}
+
+struct ks_act *ks_act_take(void)
+{
+	return ks_act_take_near(-1);
 }
 
 /* No spare now, and none will come: the limit is reached or the system refused a thread. */

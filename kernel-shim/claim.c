@@ -137,7 +137,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	   meets tm_claim == s waits for a verdict on s), then the claim itself */
 	__atomic_store_n(&m->tm_verdict, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->tm_claim, s, __ATOMIC_RELAXED);                   /* C1 */
-	int asleep = ks_runner_asleep(vp, vp->ks_runner);                         /* C2 */
+	int asleep = ks_runner_asleep(vp->ks_runner);                             /* C2 */
 	if (asleep == 0) {
 		/* running or preempted: a false alarm, dropped (the runner's T4 may see C1 and
 		   wait for this verdict: it gets "not won") */
@@ -160,6 +160,10 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 	/* C5: the rest of the thread's identity, then the upcall */
 	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&umask, 0, sizeof umask, 0, 0);
 	ks_adopt_exit_tid(vp->ks_fs); /* a thread may exit without sa_destroy(): pthread_join */
+	/* once in its life, for the claims of this VP's next calls: here, where the program's
+	   thread cannot run (it is this one now), not when the spawner made it, so that the
+	   number it takes for a moment cannot race with that thread's own open() */
+	ks_sysfd_open(self);
 	ks_upcall_blocked(vp, m, by, false);
 }
 
@@ -173,11 +177,12 @@ static void claim_task(struct ks_act *self, void *arg)
 }
 
 /* A detector that does not claim for itself sends a spare to claim call `s` of `m` on `vp`; the
- * spare holds a reference to the VP until its claim ends. false: no spare now (the spawner is
- * making more: look again later), or never (counted as a synchronous call). */
-bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by)
+ * spare holds a reference to the VP until its claim ends; it is one that slept on CPU `near`
+ * if one did (-1: any). false: no spare now (the spawner is making more: look again later), or
+ * never (counted as a synchronous call). */
+bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by, int32_t near)
 {
-	struct ks_act *spare = ks_act_take();
+	struct ks_act *spare = ks_act_take_near(near);
 	if (!spare) {
 		/* counted only if the call is still in progress and was not handed off meanwhile
 		   (a look that read it before a claim won must not count it) */
@@ -207,10 +212,13 @@ bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int
 
 bool ks_propose_due(const struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now)
 {
+	uint64_t v = __atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE);
+	if (v == ((s << 1) | 1))
+		return false; /* in the background already (another detector's claim won) */
 	if (k->m != m || k->s != s)
 		return true;
-	if (__atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) != s << 1)
-		return false; /* under way, or won */
+	if (v != s << 1)
+		return false; /* under way */
 	return now >= k->next_ns;
 }
 

@@ -14,77 +14,99 @@
  * access that found the runner off its CPU; the runner can run again only after a wakeup that
  * takes the same locks, so its T4 load comes after C1 is visible everywhere and sees it.
  *
- * One descriptor per VP, of its current runner's file, opened off the notice path where it can
- * be (sa_create, each sa_release after a hand-off); a claim that finds it naming an earlier
- * runner opens it again. The descriptor keeps its number across refreshes.
+ * Each activation that may become a runner opens its own file once (sa_create for the thread
+ * that calls it, a spare's first claim for the others) and keeps the descriptor for its life:
+ * the runner changes at every hand-off, and opening the file at each claim would cost more than
+ * the rest of the claim (~13 us for open, dup3 and close in a 2-vCPU guest against ~2.5 us for
+ * the read). With a pool that reuses its newest spares first, a claim seldom opens one.
+ * Activations never exit but with the thread whose runner they are (sa_destroy), which closes
+ * it while no claim can be reading it. The descriptors live high in the table (high_fd_floor),
+ * so that the numbers the program's own open() returns stay those syscall() alone would give.
  */
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include "ks.h"
 
-/* No stdio: this runs on activations' own stacks, where a sanitizer's interceptors would see
- * one stack under several threads. */
-static int open_sysfile(pid_t tid)
+/* Half the descriptor limit, at most 4096 (the kernel grows the table up to the number used). */
+static long high_fd_floor(void)
 {
-	char path[48] = "/proc/self/task/", digits[12];
-	int n = 0, at = 16;
-	do
-		digits[n++] = (char)('0' + tid % 10);
-	while ((tid /= 10) > 0 && n < 11);
-	while (n > 0)
-		path[at++] = digits[--n];
-	for (const char *s = "/syscall"; (path[at++] = *s++);)
-		;
-	return (int)ks_raw_syscall6(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0,
-				    0);
+	struct rlimit rl;
+	if (ks_raw_syscall6(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl, 0, 0) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return 1024;
+	long half = (long)(rl.rlim_cur / 2);
+	return half < 16 ? 16 : half > 4096 ? 4096 : half;
 }
 
-/* Point vp's descriptor at its runner's file. The caller holds vp->ks_claiming (a claim, or the
- * runner itself while it cannot be in a call): nobody reads the descriptor meanwhile. */
-static void refresh(struct ks_vp *vp, pid_t tid)
+#define SYSFD_NONE (-2) /* tried once, no descriptor to be had: not tried again */
+
+/* From the activation itself. Raw calls, no stdio: this runs on activations' own stacks. No
+ * descriptor free up there: none for good, and the claims of its calls fall back to membarrier
+ * (a full table would otherwise see a number taken for a moment at every claim). */
+void ks_sysfd_open(struct ks_act *self)
 {
-	int fd = open_sysfile(tid);
+	if (self->ks_sysfd != -1)
+		return;
+	self->ks_sysfd = SYSFD_NONE;
+	long fd = ks_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/thread-self/syscall",
+				  O_RDONLY | O_CLOEXEC, 0, 0, 0);
 	if (fd < 0)
 		return;
-	if (vp->ks_sysfd < 0) {
-		vp->ks_sysfd = fd;
-	} else if (ks_raw_syscall6(SYS_dup3, fd, vp->ks_sysfd, O_CLOEXEC, 0, 0, 0) >= 0) {
-		ks_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
-	} else {
-		ks_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
-		return;
-	}
-	vp->ks_sysfd_tid = tid;
+	long high = ks_raw_syscall6(SYS_fcntl, fd, F_DUPFD_CLOEXEC, high_fd_floor(), 0, 0, 0);
+	ks_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+	if (high >= 0)
+		self->ks_sysfd = (int)high;
 }
 
-/* From the runner (sa_create, sa_release): make the descriptor name it, if it does not. */
-void ks_sysfd_refresh(struct ks_vp *vp)
+/* fork(): the child's only thread kept its activation, whose descriptor names the parent's
+ * thread; the same number now names the child's (the program's descriptors do not move). */
+void ks_sysfd_reopen_after_fork(struct ks_act *self)
 {
-	pid_t tid = vp->ks_runner->ks_tid;
-	uint32_t zero = 0;
-	if (vp->ks_sysfd_tid == tid)
+	int old = self->ks_sysfd;
+	self->ks_sysfd = -1;
+	ks_sysfd_open(self);
+	if (old < 0 || self->ks_sysfd < 0)
 		return;
-	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		return; /* a claim of an earlier call is ending: the next release does it */
-	refresh(vp, tid);
-	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
+	if (ks_raw_syscall6(SYS_dup3, self->ks_sysfd, old, O_CLOEXEC, 0, 0, 0) >= 0) {
+		ks_raw_syscall6(SYS_close, self->ks_sysfd, 0, 0, 0, 0, 0);
+		self->ks_sysfd = old;
+	}
+}
+
+/* sa_destroy: the activation's thread ends. The caller holds vp->ks_claiming for good. */
+void ks_sysfd_close(struct ks_act *self)
+{
+	if (self->ks_sysfd >= 0)
+		ks_raw_syscall6(SYS_close, self->ks_sysfd, 0, 0, 0, 0, 0);
+	self->ks_sysfd = -1;
+}
+
+/* The file's text while asleep in call NR is "NR 0x.. (six arguments) sp pc"; a descriptor the
+ * program closed and reused for a file of its own must not pass for one. */
+static bool says_in_call(const char *buf, long n)
+{
+	long i = 0;
+	while (i < n && buf[i] >= '0' && buf[i] <= '9')
+		i++;
+	return i > 0 && i + 2 < n && buf[i] == ' ' && buf[i + 1] == '0' && buf[i + 2] == 'x';
 }
 
 /* 1: `runner` sleeps in a system call, off its CPU, as seen after everything this thread stored
  * before; 0: it runs, was preempted, or sleeps outside a call; -1: this cannot be told here.
- * The caller holds vp->ks_claiming. */
-int ks_runner_asleep(struct ks_vp *vp, struct ks_act *runner)
+ * Under vp->ks_claiming it is the claim's C2; without it, a hint (the claim asks again). */
+int ks_runner_asleep(struct ks_act *runner)
 {
 	char buf[32];
-	if (vp->ks_sysfd_tid != runner->ks_tid)
-		refresh(vp, runner->ks_tid);
-	if (vp->ks_sysfd_tid != runner->ks_tid)
+	int fd = __atomic_load_n(&runner->ks_sysfd, __ATOMIC_RELAXED);
+	if (fd < 0)
 		return -1;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	long n = ks_raw_syscall6(SYS_pread64, vp->ks_sysfd, (long)buf, sizeof buf - 1, 0, 0, 0);
+	long n = ks_raw_syscall6(SYS_pread64, fd, (long)buf, sizeof buf, 0, 0, 0);
 	if (n <= 0)
 		return -1;
-	/* "NR arg..." while asleep in call NR; "-1 sp pc" asleep outside a call; "running" */
-	return buf[0] >= '0' && buf[0] <= '9';
+	/* "NR 0x.." asleep in call NR; "-1 sp pc" asleep outside a call; "running" */
+	if (says_in_call(buf, n))
+		return 1;
+	return buf[0] == '-' || (n >= 7 && __builtin_memcmp(buf, "running", 7) == 0) ? 0 : -1;
 }

@@ -68,7 +68,6 @@ int ks_release(struct ks_vp *vp, const struct timespec *timeout)
 	}
 	park(vp, true);
 	ks_umask_refresh();     /* catch up with a mask changed out of sight */
-	ks_sysfd_refresh(vp);   /* the next claim's confirmation names this runner */
 	/* R1: a completion is often a few microseconds away; a futex sleep and a cross-CPU
 	   wakeup would cost ~40 us */
 	uint64_t spin_until = vp->ks_runner->ks_spin ? ks_now_ns() + KS_SPIN_NS : 0;

@@ -12,9 +12,9 @@
  *
  * Protocol of a standby on CPU c (names used in docs/protocol.md and test/model/idle.pml):
  *   I1 scan    every VP of this detector whose runner shows CPU c and is in a call (tm_sys
- *              odd) not yet proposed: yield once (a runner that is only preempted runs then and
- *              leaves its call), look again, send a claimer. A call is proposed once, and again
- *              only after a refused claim (ks_propose_due).
+ *              odd) not yet proposed: send a claimer, a spare that slept on c if one did (it
+ *              wakes here at once). A call is proposed once, and again only after a refused
+ *              claim (ks_propose_due).
  *   I2 announce  nothing in progress on c for IDLE_GRACE_NS: state ASLEEP, this detector's bit in
  *              ks_kick[c], membarrier (so every runner's T1 store is visible, and every later
  *              trap on c loads the bit)
@@ -74,13 +74,10 @@ static bool look(struct ks_vp *vp, int32_t cpu)
 		return false;
 	if (!ks_propose_due(&vp->ks_idle.claimed, m, s, ks_now_ns()))
 		return true; /* proposed already */
-	/* Only preempted? Then it runs now and leaves the call. */
-	sched_yield();
-	if (__atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE) != m ||
-	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s ||
-	    ks_cpu_of(__atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE)) != cpu)
-		return true;
-	if (ks_send_claimer(vp, m, s, SA_DETECT_IDLE))
+	/* No yield first to let a merely preempted runner leave its call: an idle-class thread runs
+	   only when no normal thread of its group is runnable on its CPU, and the claim confirms
+	   that the runner sleeps (a runner running elsewhere, its rseq stale, is refused there). */
+	if (ks_send_claimer(vp, m, s, SA_DETECT_IDLE, cpu))
 		ks_proposed(&vp->ks_idle.claimed, m, s, ks_now_ns());
 	return true;
 }

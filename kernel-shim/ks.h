@@ -64,6 +64,7 @@ struct ks_act {
 	int ks_claim_by;               /* found by this detector (enum sa_detector) */
 	uint64_t ks_mask_applied;      /* a blocked runner: the mask its claimer gave the flow */
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
+	int ks_sysfd;                  /* its /proc/thread-self/syscall once it may run a VP, or -1 */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
 	struct ks_act *ks_next;        /* in the pool */
@@ -104,8 +105,6 @@ struct ks_vp {
 	int ks_dead;
 	int ks_watch;                  /* KS_WATCH_*: what the watchdog does for this VP */
 	uint64_t ks_nsync_seen;        /* the last call counted in sa_nsync by a refused claim */
-	int ks_sysfd;                  /* /proc/self/task/TID/syscall of ks_sysfd_tid, or -1 */
-	pid_t ks_sysfd_tid;
 	struct sa_upcall ks_ev;        /* the upcall being delivered (one at a time per VP) */
 	struct ks_vp_upcall ks_up;
 	struct ks_vp_watchdog ks_wd;
@@ -199,6 +198,7 @@ static inline void ks_stack_clean(void *lo, size_t size)
 extern unsigned long ks_max_activations;
 struct ks_act *ks_act_self_init(void);
 struct ks_act *ks_act_take(void);     /* a spare, or NULL: never creates a thread */
+struct ks_act *ks_act_take_near(int32_t cpu); /* the same, preferring one that slept on cpu */
 struct ks_act *ks_act_wait_take(void); /* a spare, waiting for the spawner; NULL: none can come */
 bool ks_act_may_create(void);         /* one more activation may be born (movers too) */
 bool ks_act_exhausted(void);          /* no spare, and none can be made (limit, failure) */
@@ -224,12 +224,15 @@ void ks_vp_ref(struct ks_vp *vp);
 void ks_vp_unref(struct ks_vp *vp);
 extern struct ks_vp *ks_all_vps;
 extern pthread_mutex_t ks_vps_lock;
+void ks_vp_stop_claims(struct ks_vp *vp);
 void ks_vps_atfork_prepare(void);
 void ks_vps_atfork_parent(void);
 void ks_vps_atfork_child(struct sa_mailbox *self);
 /* confirm.c: is the runner really asleep in its call? (1 yes, 0 no, -1 cannot tell) */
-int ks_runner_asleep(struct ks_vp *vp, struct ks_act *runner);
-void ks_sysfd_refresh(struct ks_vp *vp);
+int ks_runner_asleep(struct ks_act *runner);
+void ks_sysfd_open(struct ks_act *self);
+void ks_sysfd_reopen_after_fork(struct ks_act *self);
+void ks_sysfd_close(struct ks_act *self);
 /* complete.c */
 void ks_complete(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
 long ks_with_prefix(long raw, long prefix);
@@ -246,7 +249,7 @@ void ks_wakeup(struct ks_vp *vp);
 /* claim.c */
 void ks_claim_init(void);
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
-bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
+bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by, int32_t near);
 bool ks_propose_due(const struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);
 void ks_proposed(struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);
 void ks_count_sync(struct ks_vp *vp, uint64_t s);

@@ -69,8 +69,6 @@ struct ks_vp *ks_vp_new(struct sa_mailbox *mb, struct ks_act *runner)
 	vp->ks_detector = SA_DETECT_AUTO;
 	vp->ks_watch = KS_WATCH_NONE;
 	vp->ks_nsync_seen = 0;
-	vp->ks_sysfd = -1;
-	vp->ks_sysfd_tid = 0;
 	memset(&vp->ks_ev, 0, sizeof vp->ks_ev);
 	memset(&vp->ks_up, 0, sizeof vp->ks_up);
 	memset(&vp->ks_wd, 0, sizeof vp->ks_wd);
@@ -106,6 +104,18 @@ void ks_vp_unregister(struct ks_vp *vp)
 	__atomic_store_n(&vp->ks_dead, 1, __ATOMIC_SEQ_CST);
 }
 
+/* sa_destroy(): no claim is under way, and none will start (ks_claiming is held for good; the
+ * next ks_vp_new() clears it). The runner's confirmation file may then be closed. */
+void ks_vp_stop_claims(struct ks_vp *vp)
+{
+	uint32_t zero = 0;
+	while (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
+					    __ATOMIC_RELAXED)) {
+		zero = 0;
+		sched_yield(); /* a claimer holds it for a few hundred ns */
+	}
+}
+
 /* The kernel thread running vp's user code now. Read here, in the shim, which ThreadSanitizer
  * builds leave uninstrumented: the runner changes under the reader's feet, by design. */
 pid_t ks_vp_runner_tid(struct ks_vp *vp)
@@ -130,9 +140,6 @@ void ks_vp_free(struct ks_vp *vp)
 	/* the last completer may still be waking a parked VP after its enqueue */
 	while (__atomic_load_n(&vp->ks_refs, __ATOMIC_SEQ_CST))
 		sched_yield();
-	if (vp->ks_sysfd >= 0)
-		close(vp->ks_sysfd);
-	vp->ks_sysfd = -1;
 	vp->ks_mbox = NULL;
 	__atomic_store_n(&vp->ks_dead, 2, __ATOMIC_RELEASE);
 }
@@ -164,10 +171,7 @@ void ks_vps_atfork_child(struct sa_mailbox *self)
 		if (act->ks_perf_fd >= 0)
 			close(act->ks_perf_fd); /* it watches the parent's thread */
 		act->ks_perf_fd = -1;
-		if (vp->ks_sysfd >= 0)
-			close(vp->ks_sysfd);    /* it names the parent's thread */
-		vp->ks_sysfd = -1;
-		vp->ks_sysfd_tid = 0;
+		ks_sysfd_reopen_after_fork(act);
 		memset(&vp->ks_up, 0, sizeof vp->ks_up);
 		memset(&vp->ks_wd, 0, sizeof vp->ks_wd);
 		memset(&vp->ks_idle, 0, sizeof vp->ks_idle);

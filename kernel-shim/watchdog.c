@@ -70,7 +70,7 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 	if (!ks_propose_due(&w->claimed, m, s, now) ||
 	    (r == LOOK_BACKSTOP && now - w->since_ns < BACKSTOP_NS))
 		return r;
-	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE))
+	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE, -1))
 		ks_proposed(&w->claimed, m, s, now);
 	return r;
 }

@@ -207,7 +207,10 @@ struct full_result {
 };
 
 /* Every call with a table full but for one number; the results, told once the table has room
- * again (the harness may need a descriptor to report). */
+ * again (the harness may need a descriptor to report). As in numbers_body, a number taken for a
+ * moment by something else than the call's file is not the call's doing: the library opens, once
+ * in an activation's life, that activation's /proc/.../syscall file (kept high in the table),
+ * which another thread's hand-off may do just as the program opens. */
 static int fill_and_call(struct env *env, struct full_result *res, int *freed)
 {
 	int fill[32], n = 0;
@@ -218,14 +221,17 @@ static int fill_and_call(struct env *env, struct full_result *res, int *freed)
 	close(*freed);
 	for (int c = 0; c < C_COUNT; c++) {
 		struct full_result *x = &res[c];
-		char buf[8];
+		char buf[8], file[128];
 		pthread_t writer;
+		fd_target(call_fd(env, c), file, sizeof file);
 		long r = start_call(env, c, buf, &writer, &x->e);
 		x->last = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		x->oe = errno;
-		x->detectors = x->last < 0 && env->d == LAIO_DETECT_UPCALL && upcall_own(*freed);
 		if (x->last < 0)
 			fd_target(*freed, x->what, sizeof x->what);
+		x->detectors = x->last < 0 && (env->d == LAIO_DETECT_UPCALL
+						       ? upcall_own(*freed)
+						       : strcmp(x->what, file) != 0);
 		x->r = finish_quiet(env, r, x->e, &x->e);
 		if (writer)
 			pthread_join(writer, NULL);

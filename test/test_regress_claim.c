@@ -100,15 +100,19 @@ static struct outcome attempt(uint64_t verdict, pid_t tid)
 	vp->ks_runner = runner;
 	vp->ks_fs = ks_get_fs();            /* a won claim wears it: our own, nothing changes */
 	vp->ks_detector = SA_DETECT_PROBE;  /* nothing to arm after a won claim */
-	vp->ks_sysfd = -1;                  /* no descriptor of the runner's yet */
 	vp->ks_refs = 1;                    /* the claimer's */
 	runner->ks_role = KS_RUNNER;
 	runner->ks_vp = vp;
 	runner->ks_perf_fd = -1;
 	runner->ks_tid = tid;
+	char path[64];                      /* the runner's confirmation file, as it would open it */
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	runner->ks_sysfd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert(runner->ks_sysfd >= 0, "open %s", path);
 	spare->ks_role = KS_STANDBY;
 	spare->ks_fs = vp->ks_fs;
 	spare->ks_perf_fd = -1;
+	spare->ks_sysfd = -1;
 	spare->ks_kstack_top = kstack + KS_KSTACK_SIZE;
 	spare->ks_tid = (pid_t)syscall(SYS_gettid);
 
@@ -121,8 +125,7 @@ static struct outcome attempt(uint64_t verdict, pid_t tid)
 	o.claim_untouched = m.tm_claim == 0 && m.tm_verdict == verdict;
 	cr_expect_eq(vp->ks_claiming, 0, "ks_claiming released");
 
-	if (vp->ks_sysfd >= 0)
-		close(vp->ks_sysfd);
+	close(runner->ks_sysfd);
 	ks_stack_clean(stack, STACK); /* frames abandoned by jumps */
 	ks_stack_clean(upcall_stack, STACK);
 	ks_stack_clean(kstack, KS_KSTACK_SIZE);
