@@ -35,26 +35,35 @@ static bool full_barrier_everywhere(void)
 /* ks_vp.ks_nsync_seen of a call counted in sa_nsync and then claimed after all. */
 #define NSYNC_RETRACTED (1ull << 63)
 
-/* Call `s` blocked and runs synchronously (no activation to claim it, or the scheduler's limit):
- * counted in sa_nsync once however many detectors or looks find it. A later look may still find
- * a spare and claim it: the claim takes the count back (retract_sync) before the flow can see
- * it, so sa_nsync counts only calls that really ran synchronously. */
-void ks_count_sync(struct ks_vp *vp, uint64_t s)
+/* One call of one flow, as one word: tm_sys alone repeats across mailboxes (a scheduler may
+ * give each call a mailbox of its own, whose tm_sys starts again at 1). A collision of two
+ * calls in a row would only make the second go uncounted. */
+static uint64_t call_key(const struct sa_thr_mailbox *m, uint64_t s)
 {
+	return ((uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ull ^ s) & ~NSYNC_RETRACTED;
+}
+
+/* Call `s` of `m` blocked and runs synchronously (no activation to claim it, or the
+ * scheduler's limit): counted in sa_nsync once however many detectors or looks find it. A later
+ * look may still find a spare and claim it: the claim takes the count back (retract_sync) before
+ * the flow can see it, so sa_nsync counts only calls that really ran synchronously. */
+void ks_count_sync(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
+{
+	uint64_t key = call_key(m, s);
 	uint64_t old = __atomic_load_n(&vp->ks_nsync_seen, __ATOMIC_RELAXED);
 	do
-		if (old == s || old == (s | NSYNC_RETRACTED))
+		if (old == key || old == (key | NSYNC_RETRACTED))
 			return;
-	while (!__atomic_compare_exchange_n(&vp->ks_nsync_seen, &old, s, false, __ATOMIC_RELAXED,
+	while (!__atomic_compare_exchange_n(&vp->ks_nsync_seen, &old, key, false, __ATOMIC_RELAXED,
 					    __ATOMIC_RELAXED));
 	__atomic_fetch_add(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
 }
 
-/* Call `s` was counted as synchronous and has been claimed: it goes to the background. */
-static void retract_sync(struct ks_vp *vp, uint64_t s)
+/* Call `s` of `m` was counted as synchronous and has been claimed: it goes to the background. */
+static void retract_sync(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s)
 {
-	uint64_t was = s;
-	if (__atomic_compare_exchange_n(&vp->ks_nsync_seen, &was, s | NSYNC_RETRACTED, false,
+	uint64_t was = call_key(m, s);
+	if (__atomic_compare_exchange_n(&vp->ks_nsync_seen, &was, was | NSYNC_RETRACTED, false,
 					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		__atomic_fetch_sub(&vp->ks_mbox->sa_nsync, 1, __ATOMIC_RELAXED);
 }
@@ -101,7 +110,7 @@ static uint64_t take_over(struct ks_act *self, struct ks_vp *vp, struct sa_thr_m
 		vp->ks_det->runner_changed(vp, blocked);
 	decide(vp, m, s, true);
 	KS_COUNT(claims_won);
-	retract_sync(vp, s);
+	retract_sync(vp, m, s);
 	ks_count_handoff(vp, by);
 	return umask;
 }
@@ -119,7 +128,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 		   after the call ended counts nothing */
 		if (__atomic_load_n(&mb->sa_curthread, __ATOMIC_ACQUIRE) == m &&
 		    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) == s)
-			ks_count_sync(vp, s);
+			ks_count_sync(vp, m, s);
 		return false;
 	}
 	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
@@ -190,7 +199,7 @@ bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int
 		    __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE) == m &&
 		    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) == s &&
 		    __atomic_load_n(&m->tm_verdict, __ATOMIC_ACQUIRE) != ((s << 1) | 1))
-			ks_count_sync(vp, s);
+			ks_count_sync(vp, m, s);
 		return false;
 	}
 	ks_vp_ref(vp);
@@ -199,6 +208,20 @@ bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int
 	spare->ks_claim_by = by;
 	ks_act_give(spare, claim_task, vp);
 	return true;
+}
+
+/* A detector's look before it proposes a claim on evidence as weak as time alone: does the
+ * runner sleep now? Read under ks_claiming (the descriptor is only read so); a claim under way,
+ * or no way to tell, is a "maybe": the claim itself confirms. */
+bool ks_runner_may_sleep(struct ks_vp *vp)
+{
+	uint32_t zero = 0;
+	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return true;
+	int asleep = ks_runner_asleep(vp->ks_runner);
+	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
+	return asleep != 0;
 }
 
 /*

@@ -88,8 +88,7 @@ struct ks_detector;
 
 /* Each detector's own part of a VP: only its file touches it. */
 struct ks_vp_upcall { struct ks_act *standby; };          /* who receives the VP's notices */
-struct ks_vp_watchdog { struct ks_seen look, claimed; uint64_t since_ns; }; /* last look, when
-								   first seen; last claim sent */
+struct ks_vp_watchdog { struct ks_seen look, claimed; };  /* the last look; the last claim sent */
 struct ks_vp_idle { struct ks_seen claimed; };            /* the call last proposed */
 
 struct ks_vp {
@@ -250,9 +249,10 @@ void ks_wakeup(struct ks_vp *vp);
 void ks_claim_init(void);
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
 bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by, int32_t near);
+bool ks_runner_may_sleep(struct ks_vp *vp);
 bool ks_propose_due(const struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);
 void ks_proposed(struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);
-void ks_count_sync(struct ks_vp *vp, uint64_t s);
+void ks_count_sync(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s);
 void ks_count_handoff(struct ks_vp *vp, int by);
 /* lost.c */
 void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw);
