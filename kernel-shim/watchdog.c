@@ -8,9 +8,16 @@
  *
  * As the backstop of the idle detector: its standbys run only when their CPU has nothing else to
  * do, which on a busy machine may be never. A call of an idle-detector VP still in progress
- * BACKSTOP_NS after the watchdog first saw it is claimed the same way. Looking every
- * BACKSTOP_NS / 2 bounds the notice under any load (the watchdog is a normal thread: a sleeper
- * that wakes gets the CPU soon), and costs nothing while no call is in progress.
+ * BACKSTOP_NS after the watchdog first saw it is claimed the same way. Once a look finds the
+ * call the look before found, the watchdog looks every BACKSTOP_NS / 2; while each look finds
+ * another call (or none) the runner is making progress and the looks back off, doubling up to
+ * BACKSTOP_EASE_NS apart. A server that is inside some call most of the time (each recv and
+ * send goes through the trap) would otherwise wake the watchdog every 250 us on the CPU it
+ * shares with the runner, for nothing. A call found in progress is so claimed within
+ * BACKSTOP_NS + BACKSTOP_NS / 2 of that first look, under any load (the watchdog is a normal
+ * thread: a sleeper that wakes gets the CPU soon), and while calls are in progress no two
+ * looks are more than BACKSTOP_EASE_NS apart; none of this costs anything while no call is in
+ * progress.
  *
  * After 50 ms with nothing in a call the watchdog sleeps on a futex with its bit set in every
  * ks_kick word (W1), pays a membarrier (W2) and looks once more (W3); the first trap that loads
@@ -28,13 +35,15 @@
 #define WD_MAX_NS 10000000u
 #define WD_IDLE_SLEEP_NS 50000000u
 #define BACKSTOP_NS 500000u
+#define BACKSTOP_EASE_NS 2000000u
 
 enum { WD_AWAKE, WD_ASLEEP };
 static uint32_t wd_state;        /* futex: WD_ASLEEP while it sleeps */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t wd_pid;             /* the process whose watchdog runs (a forked child starts its own) */
 
-enum { LOOK_IDLE, LOOK_BACKSTOP, LOOK_BUSY };
+/* ordered by urgency: look() returns the most urgent of its VPs' */
+enum { LOOK_IDLE, LOOK_PROGRESS, LOOK_BACKSTOP, LOOK_BUSY };
 
 /* How the watchdog treats vp: not at all, as a backstop, or as its detector. */
 static int role(const struct ks_vp *vp)
@@ -62,10 +71,10 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 		return LOOK_IDLE;
 	}
 	if (!ks_seen_is(&w->look, m, s)) {
-		/* a call it has not seen before: the first look */
+		/* a call it has not seen before: the first look; as a backstop, progress */
 		w->look = (struct ks_seen){ m, s, 0, 0 };
 		w->since_ns = now;
-		return r;
+		return r == LOOK_BACKSTOP ? LOOK_PROGRESS : r;
 	}
 	if (!ks_propose_due(&w->claimed, m, s, now) ||
 	    (r == LOOK_BACKSTOP && now - w->since_ns < BACKSTOP_NS))
@@ -75,7 +84,8 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 	return r;
 }
 
-/* One look at every VP. Returns the most urgent need: LOOK_BUSY, LOOK_BACKSTOP or LOOK_IDLE. */
+/* One look at every VP. Returns the most urgent need: LOOK_BUSY, LOOK_BACKSTOP, LOOK_PROGRESS
+ * or LOOK_IDLE. */
 static int look(void)
 {
 	int need = LOOK_IDLE;
@@ -126,6 +136,11 @@ static void watchdog_task(struct ks_act *self, void *arg)
 			break;
 		case LOOK_BACKSTOP:
 			delay = BACKSTOP_NS / 2;
+			idle = 0;
+			break;
+		case LOOK_PROGRESS:
+			delay = delay < BACKSTOP_NS / 2 ? BACKSTOP_NS / 2
+			      : delay * 2 > BACKSTOP_EASE_NS ? BACKSTOP_EASE_NS : delay * 2;
 			idle = 0;
 			break;
 		default:
