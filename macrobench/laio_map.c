@@ -61,7 +61,7 @@ void print_laio_stats(const char *arch)
 	/* where the background calls came from: each is a hand-off and a completion */
 	static const char *const kind[K_CLOSE + 1] = { "other", "accept", "recv", "send", "open",
 						       "fstat", "read", "close" };
-	printf("stats background");
+	printf("background");
 	for (int k = 0; k <= K_CLOSE; k++)
 		if (kind_calls[k])
 			printf(" %s=%lu/%lu", kind[k], kind_blocked[k], kind_calls[k]);
