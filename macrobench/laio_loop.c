@@ -26,9 +26,11 @@ static int call(struct conn *c, int kind, long *ret, long nr, long a, long b, lo
 {
 	int disk = kind >= K_OPEN;
 	disk_calls += disk;
+	kind_calls[kind]++;
 	long r = laio_syscall(nr, a, b, d, e, 0L, 0L);
 	if (r == -1 && errno == EINPROGRESS) {
 		disk_blocked += disk;
+		kind_blocked[kind]++;
 		pending_put(laio_gethandle(), c, kind);
 		return 0;
 	}

@@ -15,6 +15,7 @@ struct node {
 };
 static struct node *bucket[NB], *spare;
 unsigned long disk_calls, disk_blocked;
+unsigned long kind_calls[K_CLOSE + 1], kind_blocked[K_CLOSE + 1];
 
 static unsigned hash(void *h) { return (unsigned)(((uintptr_t)h >> 4) * 2654435761u) % NB; }
 
@@ -57,4 +58,18 @@ void print_laio_stats(const char *arch)
 	       " laio_blocked=%lu peak_in_flight=%lu sync_at_limit=%lu detector=%s\n",
 	       arch, disk_calls, disk_blocked, disk_calls ? (double)disk_blocked / (double)disk_calls : 0.0,
 	       s.calls, s.blocked, s.peak_in_flight, s.sync_at_limit, laio_detector_name(0));
+	/* where the background calls came from: each is a hand-off and a completion */
+	static const char *const kind[K_CLOSE + 1] = { "other", "accept", "recv", "send", "open",
+						       "fstat", "read", "close" };
+	printf("background");
+	for (int k = 0; k <= K_CLOSE; k++)
+		if (kind_calls[k])
+			printf(" %s=%lu/%lu", kind[k], kind_blocked[k], kind_calls[k]);
+	static const char *const det[LAIO_DETECT_COUNT] = { "auto", "upcall", "probe", "watchdog",
+							    "eager", "idle" };
+	printf(" handoffs");
+	for (int d = 0; d < LAIO_DETECT_COUNT; d++)
+		if (s.handoffs[d] || s.spurious[d])
+			printf(" %s=%lu(spurious %lu)", det[d], s.handoffs[d], s.spurious[d]);
+	printf("\n");
 }

@@ -90,3 +90,5 @@ enum { K_ACCEPT = 1, K_RECV, K_SEND, K_OPEN, K_FSTAT, K_READ, K_CLOSE };
 void pending_put(void *handle, struct conn *c, int kind);
 struct conn *pending_take(void *handle, int *kind);
 extern unsigned long disk_calls, disk_blocked;
+/* LAIO calls and those that went to the background, per K_ kind (0: the rest) */
+extern unsigned long kind_calls[K_CLOSE + 1], kind_blocked[K_CLOSE + 1];
