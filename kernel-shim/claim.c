@@ -98,6 +98,7 @@ static uint64_t take_over(struct ks_act *self, struct ks_vp *vp, struct sa_thr_m
 	blocked->ks_role = KS_BLOCKED;
 	blocked->ks_vp = vp;
 	blocked->ks_claim_by = by;
+	vp->ks_blocked_cpu = ks_cpu_of(blocked);
 	vp->ks_runner = self;
 	vp->ks_kstack_top = self->ks_kstack_top;
 	self->ks_role = KS_RUNNER;

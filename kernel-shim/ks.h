@@ -66,6 +66,7 @@ struct ks_act {
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	int ks_sysfd;                  /* its /proc/thread-self/syscall once it may run a VP, or -1 */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
+	bool ks_spin_now;              /* a spare: spin before it sleeps (act.c, spin_pays) */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
 	struct ks_act *ks_next;        /* in the pool */
 	struct ks_act *ks_all_next;    /* in the list of every activation */
@@ -104,6 +105,8 @@ struct ks_vp {
 	int ks_dead;
 	int ks_watch;                  /* KS_WATCH_*: what the watchdog does for this VP */
 	uint64_t ks_nsync_seen;        /* the last call counted in sa_nsync by a refused claim */
+	int32_t ks_blocked_cpu;        /* the CPU its last blocked runner last showed (R1 spins only
+					  elsewhere: that activation finishes there) */
 	struct sa_upcall ks_ev;        /* the upcall being delivered (one at a time per VP) */
 	struct ks_vp_upcall ks_up;
 	struct ks_vp_watchdog ks_wd;
