@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 #include "ks.h"
+#include "cgroup.h"
 #include "../activation/sa-limits.h"
 
 #define POOL_LOW 4          /* spares kept however quiet the process is */
@@ -90,6 +91,10 @@ static void *act_start(void *arg)
 	act->ks_fs = ks_get_fs();
 	act->ks_spin = ks_may_spin();
 	ks_rseq_own(act);
+	/* a thread starts in its creator's cpu cgroup, which may be a VP's (vpgroup.c): spares,
+	   the watchdog and the spawner belong to no VP */
+	if (strcmp(ks_cg_mode(), "off") != 0)
+		ks_cg_leave(0);
 	/* counted: the activations that run calls; a thread born for a long task of the pool or a
 	   detector (spawner, watchdog) is not one (an idle standby counts itself) */
 	if (!act->ks_fn)
