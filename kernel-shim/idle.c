@@ -124,13 +124,19 @@ static void set_kick(int32_t cpu, bool on)
 		__atomic_fetch_and(&ks_kick[cpu], ~(1u << SA_DETECT_IDLE), __ATOMIC_SEQ_CST);
 }
 
+/* A VP's own standby whose VP let its group go. */
+static bool stopping(const struct standby *s)
+{
+	return s->grp && ks_vpg_stopping(s->grp);
+}
+
 /* I2, I3 and the sleep. */
 static void sleep_until_kicked(struct standby *s)
 {
 	__atomic_store_n(&s->state, SB_ASLEEP, __ATOMIC_SEQ_CST);
 	set_kick(s->cpu, true);                                                       /* I2 */
 	ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0);
-	if (!scan(s))                                                                 /* I3 */
+	if (!stopping(s) && !scan(s))                                                 /* I3 */
 		while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SB_ASLEEP)
 			ks_futex_wait(&s->state, SB_ASLEEP, NULL);
 	__atomic_store_n(&s->state, SB_AWAKE, __ATOMIC_SEQ_CST);
@@ -160,7 +166,7 @@ static void standby_task(struct ks_act *act, void *arg)
 	sched_setscheduler(0, SCHED_IDLE, &sp);
 	uint64_t quiet_since = 0;
 	for (;;) {
-		if (s->grp && ks_vpg_stopping(s->grp)) {
+		if (stopping(s)) {
 			ks_vpg_standby_leave(act, s->grp);
 			return;
 		}

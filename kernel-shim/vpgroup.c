@@ -104,7 +104,9 @@ void *ks_vpg_standbys(struct ks_vpg *grp)
 
 bool ks_vpg_stopping(const struct ks_vpg *grp)
 {
-	return __atomic_load_n(&grp->stop, __ATOMIC_ACQUIRE) != 0;
+	/* seq_cst: a standby stores SB_ASLEEP, then loads this; the VP stores it, then loads the
+	   standby's state to wake it (either sees the other's store) */
+	return __atomic_load_n(&grp->stop, __ATOMIC_SEQ_CST) != 0;
 }
 
 /* A spare's task: out of the group, back to the pool (its task returns). */
@@ -129,7 +131,7 @@ static void put(struct ks_vpg *grp)
 
 void ks_vpg_stop(struct ks_vpg *grp)
 {
-	__atomic_store_n(&grp->stop, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&grp->stop, 1, __ATOMIC_SEQ_CST);
 }
 
 void ks_vpg_drop(struct ks_vpg *grp)

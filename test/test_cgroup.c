@@ -850,3 +850,41 @@ Test(vp_group, nobody_falls_back, .timeout = 60)
 	cr_expect(strstr(why, "no right") || strstr(why, "cannot"), "the reason: %s", why);
 	cr_log_info("as nobody: %s", why);
 }
+
+/* A thread that ends takes its VP's group with it: its standbys leave, the last one out removes
+ * the directory (and the process's, the last VP group gone). The thread says why it had none. */
+static void *vp_thread(void *a)
+{
+	char *dir = a;
+	struct laio_stats st;
+	int p[2];
+	char b;
+	laio_syscall(SYS_getpid);
+	laio_stats(&st);
+	if (strcmp(st.cgroup, "off") == 0) {
+		snprintf(dir, 1200, "!%s", st.cgroup_why);
+		return NULL;
+	}
+	snprintf(dir, 1200, "%s", ks_cg_proc_dir());
+	make_pipe(p);
+	void *h = block_read(p[0], &b);
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	reap(h);
+	return NULL;
+}
+
+Test(vp_group, goes_with_its_thread, .timeout = 60)
+{
+	static char dir[1200];
+	pthread_t t;
+	if (geteuid() != 0)
+		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
+	cr_assert_eq(pthread_create(&t, NULL, vp_thread, dir), 0);
+	pthread_join(t, NULL);
+	if (dir[0] == '!')
+		cr_skip_test("no cpu cgroup for the VP here: %s", dir + 1);
+	/* the standbys leave on their own once woken: wait (bounded by the timeout) */
+	while (exists(dir))
+		usleep(1000);
+	cr_expect_str_eq(ks_cg_proc_dir(), "");
+}
