@@ -5,7 +5,7 @@
  * Default (the library): in alternating rounds, a child process per way (laio_config.cgroup 1:
  * the VP in a cpu cgroup of its own; -1: not) makes `--samples` laio_syscall(read) calls on an
  * empty pipe, each timed from the call to its EINPROGRESS, then completes it (a byte written,
- * laio_poll). Every round measures both ways quiet (the hogs stopped) and beside the hogs (CPU-
+ * laio_poll), --gap-us apart (default 200). Every round measures both ways quiet (the hogs stopped) and beside the hogs (CPU-
  * bound processes, normal priority, in the process's own cgroup, one pinned to each CPU; --hogs
  * N: N each). The runner is unpinned (--pinned: on CPU 0). Per condition and way: the spread,
  * which detector caught the calls (idle, or the watchdog's backstop), calls that ran
@@ -49,6 +49,7 @@ enum { P_BASE, P_VP, P_VP_COMPUTE, P_VP_VP, P_VP_SAME, NPLACE };
 static const char *const place_name[NPLACE] = { "base", "vp", "vp+compute", "vp+vp", "vp+same" };
 
 static int pinned = 1;
+static int gap_us = 200; /* between two blocked reads of the library's run */
 static int pipefd[2];
 static _Atomic int in_call, stop_compute;
 static _Atomic uint64_t t_entry;
@@ -289,7 +290,8 @@ static void lib_child(int way, int n, int out)
 			v[h.n++] = (double)(t1 - t0) / 1e3;
 		if (write(p[1], "x", 1) != 1 || laio_poll(&done, 1, NULL) != 1)
 			_exit(4);
-		usleep(200);
+		if (gap_us)
+			usleep((useconds_t)gap_us);
 	}
 	double c0 = cpu_ms();
 	usleep(IDLE_LOOK_US);
@@ -394,8 +396,8 @@ static int library(const struct mb_sysinfo *si, int per_round, int rounds, int p
 			if (!(res[c][w].v = malloc(sizeof(double) * (size_t)(rounds * per_round))))
 				mb_die("malloc");
 	printf("# runner:               %s; %d CPU hog(s) per CPU (in the process's cgroup); %d "
-	       "rounds of %d blocked reads per condition and way\n", pinned ? "pinned to CPU 0" :
-	       "unpinned", per_cpu, rounds, per_round);
+	       "rounds of %d blocked reads per condition and way, %d us apart\n", pinned ?
+	       "pinned to CPU 0" : "unpinned", per_cpu, rounds, per_round, gap_us);
 	for (int h = 0; h < nhog; h++)
 		hogs[h] = start_hog(h % si->ncpu);
 	hogs_signal(hogs, nhog, SIGSTOP);
@@ -428,8 +430,9 @@ int main(int argc, char **argv)
 	static const struct option lo[] = { { "samples", 1, 0, 's' }, { "rounds", 1, 0, 'r' },
 					    { "unpinned", 0, 0, 'u' }, { "pinned", 0, 0, 'p' },
 					    { "quick", 0, 0, 'q' }, { "hogs", 1, 0, 'h' },
-					    { "placements", 0, 0, 'm' }, { 0 } };
-	while ((opt = getopt_long(argc, argv, "s:r:upqh:m", lo, NULL)) != -1)
+					    { "placements", 0, 0, 'm' }, { "gap-us", 1, 0, 'g' },
+					    { 0 } };
+	while ((opt = getopt_long(argc, argv, "s:r:upqh:mg:", lo, NULL)) != -1)
 		if (opt == 's')
 			per_round = atoi(optarg);
 		else if (opt == 'r')
@@ -444,14 +447,16 @@ int main(int argc, char **argv)
 			per_round = 30, rounds = 3;
 		else if (opt == 'm')
 			mech = 1;
+		else if (opt == 'g')
+			gap_us = atoi(optarg);
 		else
 			mb_fail("usage: cgnotice [--placements] [--samples N per round] [--rounds R] "
-				"[--hogs per CPU] [--pinned | --unpinned] [--quick]");
+				"[--hogs per CPU] [--pinned | --unpinned] [--gap-us US] [--quick]");
 	if (per_round <= 0)
 		per_round = mech ? 100 : 200;
 	pinned = pin >= 0 ? pin : mech; /* the placements pin by default, the library does not */
-	if (rounds <= 0 || per_cpu < 0)
-		mb_fail("--rounds and --hogs: positive numbers");
+	if (rounds <= 0 || per_cpu < 0 || gap_us < 0)
+		mb_fail("--rounds, --hogs and --gap-us: positive numbers");
 	struct mb_sysinfo si;
 	mb_sysinfo_get(&si);
 	mb_sysinfo_print(stdout, &si);
