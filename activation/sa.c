@@ -69,7 +69,7 @@ static void clamp_activations(bool explicit)
 	ks_max_activations = room;
 }
 
-/* LAIO_CGROUP: 0 or 1, whether VPs get cpu cgroups of their own by default. */
+/* LAIO_CGROUP: 0 or 1, whether VPs get cpu cgroups of their own by default (0 unless set). */
 static void read_cgroup(void)
 {
 	const char *e = getenv("LAIO_CGROUP");

@@ -266,8 +266,9 @@ struct sa_counters {
 	unsigned long handoffs[SA_DETECT_COUNT]; /* blocked calls handed off, by the detector that
 						    found them (index: enum sa_detector) */
 	unsigned long idle_kicks;    /* the trap woke the idle standby or sent it to another CPU */
-	unsigned long idle_class;    /* activations at SCHED_IDLE (standbys, and retired ones kept
-					for the next VP: they never become spares again) */
+	unsigned long idle_class;    /* activations at SCHED_IDLE: standbys, and a VP's own ones
+					kept for the next VP's when they cannot leave that policy (a
+					VP's own standby that can becomes a spare when its VP goes) */
 	unsigned long mask_stale;    /* claims that gave a flow a signal mask it had left in a way
 					not recorded (siglongjmp, a raw system call): docs/design.md */
 };

@@ -91,9 +91,11 @@ static void *act_start(void *arg)
 	act->ks_fs = ks_get_fs();
 	act->ks_spin = ks_may_spin();
 	ks_rseq_own(act);
-	/* a thread starts in its creator's cpu cgroup, which may be a VP's (vpgroup.c): spares,
-	   the watchdog and the spawner belong to no VP */
-	if (strcmp(ks_cg_mode(), "off") != 0)
+	/* a thread starts in its creator's cpu cgroup, which may be a VP's (vpgroup.c) when a
+	   runner starts it for a task of its own (the watchdog). Spares come from the spawner, in
+	   the process's cgroup: no write for them (a move write-locks the kernel's lock that
+	   every clone and exit of the process reads, for up to an RCU grace period) */
+	if (act->ks_fn && strcmp(ks_cg_mode(), "off") != 0)
 		ks_cg_leave(0);
 	/* counted: the activations that run calls; a thread born for a long task of the pool or a
 	   detector (spawner, watchdog) is not one (an idle standby counts itself) */
@@ -313,6 +315,7 @@ static void pool_put(struct ks_act *act)
 		park_leader_for_good(act);
 	act->ks_role = KS_SPARE;
 	act->ks_vp = NULL;
+	act->ks_counted = true; /* activations == spares + idle class + the ones at work */
 	pthread_mutex_lock(&pool_lock);
 	act->ks_next = pool;
 	pool = act;

@@ -160,7 +160,9 @@ static void standby_task(struct ks_act *act, void *arg)
 	}
 	if (!act->ks_idle_class) { /* a VP's standby kept at SCHED_IDLE is counted already */
 		act->ks_idle_class = true;
-		KS_COUNT(activations); /* counted as idle-class activations, as sa_counters(3) says */
+		if (!act->ks_counted) /* a spare taken for a VP's standby is already */
+			KS_COUNT(activations); /* counted as idle-class activations, as sa_counters(3) says */
+		act->ks_counted = true;
 		KS_COUNT(idle_class);
 	}
 	sched_setscheduler(0, SCHED_IDLE, &sp);
@@ -294,7 +296,6 @@ const struct ks_detector ks_det_idle = {
 	.available = available,
 	.arm = arm,
 	.disarm = disarm,
-	.runner_changed = ks_vpg_runner_changed,
 	.kick = kick,
 	.atfork_child = atfork_child,
 };

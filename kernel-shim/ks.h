@@ -67,6 +67,7 @@ struct ks_act {
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
+	bool ks_counted;               /* accounted in ks_stat.activations: it was in the pool */
 	bool ks_in_cg;                 /* it sits in a VP's cpu cgroup (vpgroup.c): it leaves at
 					  T6 when it lost the VP, or when it stops being a claimer */
 	struct ks_act *ks_next;        /* in the pool */
@@ -233,7 +234,7 @@ void ks_vp_ref(struct ks_vp *vp);
 void ks_vp_unref(struct ks_vp *vp);
 extern struct ks_vp *ks_all_vps;
 extern pthread_mutex_t ks_vps_lock;
-extern int ks_vp_cgroup_default;      /* ks_cgroup of a new VP (LAIO_CGROUP) */
+extern int ks_vp_cgroup_default;      /* ks_cgroup of a new VP (LAIO_CGROUP; 0 unless set) */
 void ks_vps_atfork_prepare(void);
 void ks_vps_atfork_parent(void);
 void ks_vps_atfork_child(struct sa_mailbox *self);
@@ -334,7 +335,7 @@ int ks_watchdog_start(void);
  * each standby holds a reference, so that the last one out removes it. */
 struct ks_vpg *ks_vpg_new(struct ks_vp *vp, int nstandby, size_t standby_size, const char **why);
 void *ks_vpg_standbys(struct ks_vpg *grp);        /* nstandby * standby_size bytes, zeroed */
-int ks_vpg_start_standby(ks_task_fn *fn, void *arg); /* a kept standby, or a new thread */
+int ks_vpg_start_standby(ks_task_fn *fn, void *arg); /* a kept standby, a spare or a new thread */
 void ks_vpg_standby_enter(struct ks_vpg *grp);    /* on a standby: into the group */
 void ks_vpg_standby_leave(struct ks_act *self, struct ks_vpg *grp); /* on it: out, reference
 								       dropped (the last frees) */
@@ -344,7 +345,6 @@ void ks_vpg_release(struct ks_vp *vp);            /* the VP lets its group go (d
 bool ks_vpg_stopping(const struct ks_vpg *grp);
 void ks_vpg_refill(struct ks_vpg *grp);           /* a spare into the group ahead of a claim */
 bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
-void ks_vpg_runner_changed(struct ks_vp *vp, struct ks_act *old);
 const char *ks_vpg_state(struct ks_vp *vp, const char **why);
 void ks_vpg_atfork_child(void);
 

@@ -41,7 +41,7 @@ _Static_assert(KS_MAXCPU == KS_MAXCPU_V && (KS_MAXCPU & (KS_MAXCPU - 1)) == 0, "
 
 struct ks_vp *ks_all_vps;         /* every VP ever made; heads only grow (release stores) */
 pthread_mutex_t ks_vps_lock = PTHREAD_MUTEX_INITIALIZER;
-int ks_vp_cgroup_default = 1;
+int ks_vp_cgroup_default = 0;
 
 /* A VP for mailbox mb, run by `runner`: a dead one reused in place, or a new one. Not in the
  * registry yet (ks_vp_register). NULL when out of memory. */

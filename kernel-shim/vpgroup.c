@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include "ks.h"
 #include "cgroup.h"
 
@@ -45,6 +46,20 @@ static const char *usable_why = "";
 static char make_err[256];
 static struct ks_act *kept; /* standbys kept at SCHED_IDLE, waiting for a VP's standby task */
 
+/* The tid to write to move act: 0 when it is the calling thread (the kernel's cheaper move of
+ * the writer itself, see ready_task). */
+static pid_t self_or(const struct ks_act *act)
+{
+	return act->ks_tid == (pid_t)ks_raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0) ? 0 : act->ks_tid;
+}
+
+static const char *off_why(void)
+{
+	return ks_vp_cgroup_default ? "off for this thread (its configuration)"
+				    : "off: LAIO_CGROUP is not 1, and the thread's configuration does "
+				      "not turn it on";
+}
+
 /* The process's decision, once: may it make cgroups below its own cpu cgroup? */
 static int process_usable(const char **why)
 {
@@ -62,8 +77,7 @@ struct ks_vpg *ks_vpg_new(struct ks_vp *vp, int nstandby, size_t standby_size, c
 {
 	const char *w;
 	if (!vp->ks_cgroup) {
-		*why = ks_vp_cgroup_default ? "off for this thread (its configuration)"
-					    : "off (LAIO_CGROUP=0)";
+		*why = off_why();
 		return NULL;
 	}
 	if (!process_usable(&w)) {
@@ -90,7 +104,7 @@ struct ks_vpg *ks_vpg_new(struct ks_vp *vp, int nstandby, size_t standby_size, c
 		return NULL;
 	}
 	struct ks_act *runner = vp->ks_runner;
-	if (ks_cg_enter(grp->g, runner->ks_tid) == 0)
+	if (ks_cg_enter(grp->g, self_or(runner)) == 0)
 		runner->ks_in_cg = true;
 	__atomic_store_n(&vp->ks_grp, grp, __ATOMIC_RELEASE);
 	*why = w;
@@ -147,7 +161,7 @@ void ks_vpg_release(struct ks_vp *vp)
 	__atomic_store_n(&vp->ks_grp, NULL, __ATOMIC_RELEASE);
 	ks_vpg_stop(grp);
 	struct ks_act *runner = vp->ks_runner;
-	if (runner->ks_in_cg && ks_cg_leave(runner->ks_tid) == 0)
+	if (runner->ks_in_cg && ks_cg_leave(self_or(runner)) == 0)
 		runner->ks_in_cg = false;
 	put(grp);
 }
@@ -179,7 +193,8 @@ static void kept_main(void *arg)
 	ks_act_become_spare(self);
 }
 
-/* A kept standby for task {fn, arg}, or a new thread: 0 or -1. */
+/* A kept standby for task {fn, arg}, else a spare (it goes back to the pool when its VP goes:
+ * threads do not pile up as VPs come and go), else a new thread: 0 or -1. */
 int ks_vpg_start_standby(ks_task_fn *fn, void *arg)
 {
 	pthread_mutex_lock(&lock);
@@ -187,6 +202,8 @@ int ks_vpg_start_standby(ks_task_fn *fn, void *arg)
 	if (act)
 		kept = act->ks_next;
 	pthread_mutex_unlock(&lock);
+	if (!act)
+		act = ks_act_take();
 	if (!act)
 		return ks_act_start(fn, arg);
 	ks_act_give(act, fn, arg);
@@ -199,8 +216,10 @@ void ks_vpg_standby_leave(struct ks_act *self, struct ks_vpg *grp)
 	cpu_set_t all;
 	memset(&all, 0xff, sizeof all); /* the kernel keeps only the CPUs the process may use */
 	bool normal = !self->ks_idle_class || sched_setscheduler(0, SCHED_OTHER, &sp) == 0;
-	ks_cg_leave(0);
+	/* still inside: a standby kept at SCHED_IDLE may take cg.lock in ks_cg_free(), and in the
+	   group (its VP gone) nothing keeps it from the CPU while a normal thread waits for it */
 	put(grp); /* the standby's own memory may be gone from here on */
+	ks_cg_leave(0);
 	if (!normal) {
 		KS_KSTACK_CLEAN(self);
 		ks_run_on(self->ks_kstack_top, kept_main, self);
@@ -212,6 +231,43 @@ void ks_vpg_standby_leave(struct ks_act *self, struct ks_vpg *grp)
 	/* the standby's task returns: it becomes a spare */
 }
 
+/* Wait, inside the group, for the task the standby gives the ready spare (a claim), or the
+ * last reference (leave_task). */
+static void wait_as_ready(struct ks_act *self)
+{
+	while (!__atomic_load_n(&self->ks_wake, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&self->ks_sleeping, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&self->ks_wake, __ATOMIC_SEQ_CST))
+			ks_futex_wait(&self->ks_wake, 0, NULL);
+		__atomic_store_n(&self->ks_sleeping, 0, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&self->ks_wake, 0, __ATOMIC_RELAXED);
+	ks_task_fn *fn = self->ks_fn;
+	self->ks_fn = NULL;
+	fn(self, self->ks_arg);
+}
+
+/* A spare's task: move itself into the group and wait there as `ready`. It moves itself (a
+ * tid of 0): the kernel then need not write-lock the process's thread-group lock, which a move
+ * of another thread takes (up to an RCU grace period, with every clone and exit of the process
+ * waiting behind it). Holds a reference to the group until it is in `ready`. */
+static void ready_task(struct ks_act *self, void *arg)
+{
+	struct ks_vpg *grp = arg;
+	struct ks_act *none = NULL;
+	bool in = !ks_vpg_stopping(grp) && ks_cg_enter(grp->g, 0) == 0;
+	self->ks_in_cg = in;
+	if (in && __atomic_compare_exchange_n(&grp->ready, &none, self, false, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED)) {
+		put(grp); /* the last one drains `ready`: this spare gets leave_task */
+		wait_as_ready(self);
+		return;
+	}
+	put(grp);
+	if (in)
+		leave_task(self, NULL);
+}
+
 void ks_vpg_refill(struct ks_vpg *grp)
 {
 	if (__atomic_load_n(&grp->ready, __ATOMIC_RELAXED) || ks_vpg_stopping(grp))
@@ -219,15 +275,8 @@ void ks_vpg_refill(struct ks_vpg *grp)
 	struct ks_act *spare = ks_act_take();
 	if (!spare)
 		return;
-	if (ks_cg_enter(grp->g, spare->ks_tid) != 0) {
-		ks_act_give(spare, leave_task, NULL); /* nothing to leave: back to the pool */
-		return;
-	}
-	spare->ks_in_cg = true;
-	struct ks_act *none = NULL;
-	if (!__atomic_compare_exchange_n(&grp->ready, &none, spare, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_RELAXED))
-		ks_act_give(spare, leave_task, NULL);
+	__atomic_fetch_add(&grp->refs, 1, __ATOMIC_ACQ_REL); /* the caller holds one: never 0 here */
+	ks_act_give(spare, ready_task, grp);
 }
 
 /* The task of the ready spare sent to claim: a refused claim leaves the group. */
@@ -245,8 +294,8 @@ bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
 {
 	struct ks_vpg *grp = __atomic_load_n(&vp->ks_grp, __ATOMIC_ACQUIRE);
 	struct ks_act *spare = grp ? __atomic_exchange_n(&grp->ready, NULL, __ATOMIC_ACQ_REL) : NULL;
-	if (!spare)
-		return ks_send_claimer(vp, m, s, by); /* from the pool: it moves in if it wins */
+	if (!spare) /* a pool spare, outside: the VP's next hand-off, to a ready spare, is inside */
+		return ks_send_claimer(vp, m, s, by);
 	ks_vp_ref(vp);
 	spare->ks_claim_m = m;
 	spare->ks_claim_s = s;
@@ -255,16 +304,6 @@ bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
 	return true;
 }
 
-/* On the claimer at C4, wearing the user's TLS: the new runner moves in (one write, which
- * leaves errno alone) unless it was the ready spare. */
-void ks_vpg_runner_changed(struct ks_vp *vp, struct ks_act *old)
-{
-	struct ks_act *self = vp->ks_runner;
-	struct ks_vpg *grp = vp->ks_grp;
-	(void)old; /* it leaves at T6, once its call is over */
-	if (grp && !self->ks_in_cg && ks_cg_enter(grp->g, 0) == 0)
-		self->ks_in_cg = true;
-}
 
 const char *ks_vpg_state(struct ks_vp *vp, const char **why)
 {
@@ -273,8 +312,7 @@ const char *ks_vpg_state(struct ks_vp *vp, const char **why)
 		return ks_cg_mode();
 	}
 	if (!vp->ks_cgroup)
-		*why = ks_vp_cgroup_default ? "off for this thread (its configuration)"
-					    : "off (LAIO_CGROUP=0)";
+		*why = off_why();
 	else if (decided && !usable)
 		*why = usable_why;
 	else if (make_err[0])

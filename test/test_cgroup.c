@@ -606,9 +606,12 @@ Test(cgroup, enclosing_memory_limit_holds, .timeout = 120)
 static void need_vp_group(char *grp, size_t len)
 {
 	struct laio_stats st;
+	struct laio_config on = { .cgroup = 1 };
 	if (geteuid() != 0)
 		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
-	cr_assert_gt(laio_syscall(SYS_getpid), 0);
+	/* from the start: no shared standby is started for the VP before it has its group */
+	cr_assert_eq(setenv("LAIO_CGROUP", "1", 1), 0);
+	cr_assert_eq(laio_init(&on), 0);
 	laio_stats(&st);
 	if (strcmp(st.cgroup, "off") == 0)
 		cr_skip_test("no cpu cgroup for the VP here: %s", st.cgroup_why);
@@ -710,14 +713,29 @@ Test(vp_group, off_by_configuration)
 	cr_expect_eq(errno, EINVAL);
 }
 
-Test(vp_group, off_by_environment)
+/* Off unless LAIO_CGROUP=1 or the configuration turns it on. */
+Test(vp_group, off_by_default)
 {
 	struct laio_stats st;
-	cr_assert_eq(setenv("LAIO_CGROUP", "0", 1), 0);
+	cr_assert_eq(unsetenv("LAIO_CGROUP"), 0);
 	cr_assert_gt(laio_syscall(SYS_getpid), 0);
 	laio_stats(&st);
 	cr_expect_str_eq(st.cgroup, "off");
-	cr_expect(strstr(st.cgroup_why, "LAIO_CGROUP=0") != NULL, "%s", st.cgroup_why);
+	cr_expect(strstr(st.cgroup_why, "LAIO_CGROUP") != NULL, "%s", st.cgroup_why);
+}
+
+Test(vp_group, on_by_environment)
+{
+	struct laio_stats st;
+	if (geteuid() != 0)
+		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
+	cr_assert_eq(setenv("LAIO_CGROUP", "1", 1), 0);
+	cr_assert_gt(laio_syscall(SYS_getpid), 0);
+	laio_stats(&st);
+	if (strcmp(st.cgroup, "off") == 0)
+		cr_expect(strstr(st.cgroup_why, "LAIO_CGROUP") == NULL, "%s", st.cgroup_why);
+	else
+		cr_expect(strstr(st.cgroup_why, "one cpu cgroup per VP") != NULL, "%s", st.cgroup_why);
 }
 
 /* A child with a blocked call in flight: sends its process directory, then exits, or pauses. */
@@ -730,8 +748,9 @@ static pid_t laio_child(enum child_end how, char *dir, size_t len)
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct laio_stats st;
+		struct laio_config on = { .cgroup = 1 };
 		char b, msg[1200];
-		laio_syscall(SYS_getpid);
+		laio_init(&on);
 		laio_stats(&st);
 		if (strcmp(st.cgroup, "off") == 0) {
 			snprintf(msg, sizeof msg, "!%s", st.cgroup_why);
@@ -832,9 +851,11 @@ Test(vp_group, nobody_falls_back, .timeout = 60)
 		struct laio_stats s;
 		int q[2], bad = 0;
 		char b;
+		struct laio_config on = { .cgroup = 1 };
 		if (setgid(65534) || setuid(65534))
 			_exit(9);
-		if (pipe(q) || laio_syscall(SYS_read, q[0], &b, 1) != -1 || errno != EINPROGRESS)
+		if (laio_init(&on) || pipe(q) || laio_syscall(SYS_read, q[0], &b, 1) != -1 ||
+		    errno != EINPROGRESS)
 			bad |= 1;
 		laio_stats(&s);
 		bad |= (strcmp(s.cgroup, "off") != 0) << 1;
@@ -857,9 +878,10 @@ static void *vp_thread(void *a)
 {
 	char *dir = a;
 	struct laio_stats st;
+	struct laio_config on = { .cgroup = 1 };
 	int p[2];
 	char b;
-	laio_syscall(SYS_getpid);
+	laio_init(&on);
 	laio_stats(&st);
 	if (strcmp(st.cgroup, "off") == 0) {
 		snprintf(dir, 1200, "!%s", st.cgroup_why);
