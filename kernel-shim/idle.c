@@ -296,6 +296,7 @@ const struct ks_detector ks_det_idle = {
 	.available = available,
 	.arm = arm,
 	.disarm = disarm,
+	.runner_changed = ks_vpg_runner_changed,
 	.kick = kick,
 	.atfork_child = atfork_child,
 };

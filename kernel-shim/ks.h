@@ -345,6 +345,7 @@ void ks_vpg_release(struct ks_vp *vp);            /* the VP lets its group go (d
 bool ks_vpg_stopping(const struct ks_vpg *grp);
 void ks_vpg_refill(struct ks_vpg *grp);           /* a spare into the group ahead of a claim */
 bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
+void ks_vpg_runner_changed(struct ks_vp *vp, struct ks_act *old);
 const char *ks_vpg_state(struct ks_vp *vp, const char **why);
 void ks_vpg_atfork_child(void);
 

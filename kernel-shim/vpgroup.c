@@ -294,7 +294,7 @@ bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
 {
 	struct ks_vpg *grp = __atomic_load_n(&vp->ks_grp, __ATOMIC_ACQUIRE);
 	struct ks_act *spare = grp ? __atomic_exchange_n(&grp->ready, NULL, __ATOMIC_ACQ_REL) : NULL;
-	if (!spare) /* a pool spare, outside: the VP's next hand-off, to a ready spare, is inside */
+	if (!spare) /* a pool spare: it moves in if it wins (ks_vpg_runner_changed) */
 		return ks_send_claimer(vp, m, s, by);
 	ks_vp_ref(vp);
 	spare->ks_claim_m = m;
@@ -304,6 +304,18 @@ bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
 	return true;
 }
 
+
+/* On a claimer from the pool (the ready spare is inside already) at C4, wearing the user's TLS:
+ * it moves itself in, one write that leaves errno alone and, moving the writer, takes no
+ * process-wide lock. The blocked activation leaves at T6, once its call is over. */
+void ks_vpg_runner_changed(struct ks_vp *vp, struct ks_act *old)
+{
+	struct ks_act *self = vp->ks_runner;
+	struct ks_vpg *grp = vp->ks_grp;
+	(void)old;
+	if (grp && !self->ks_in_cg && ks_cg_enter(grp->g, 0) == 0)
+		self->ks_in_cg = true;
+}
 
 const char *ks_vpg_state(struct ks_vp *vp, const char **why)
 {
