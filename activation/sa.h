@@ -232,8 +232,8 @@ int sa_set_detector(struct sa_mailbox *mb, int detector);
 /* Can `detector` work in this process? 1 or 0; `why` (may be NULL) gets a reason when not. */
 int sa_detector_available(int detector, const char **why);
 
-/* Whether the VP gets a cpu cgroup of its own (docs/design.md, "The VP keeps its processor"):
- * on (1, the default unless the environment says LAIO_CGROUP=0) it does where the process may
+/* Whether the VP gets a cpu cgroup of its own (docs/design.md, "The VP's cpu cgroup"): on (1;
+ * new VPs start off unless the environment says LAIO_CGROUP=1) it does where the process may
  * make cgroups below its own cpu cgroup and its detector is idle: its kernel thread, the idle
  * standbys watching it and the spare that will claim it then move to
  * <its cpu cgroup>/laio.<pidns>.<pid>.<start>/vp<N>. Off (0): its threads stay where they are.

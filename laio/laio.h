@@ -109,7 +109,7 @@ struct laio_config {
 					NULL: the environment's */
 	int cgroup;                  /* LAIO_CGROUP=0|1: a cpu cgroup of the thread's own, where
 					the process may make one (laio_init(3)); 1 on, -1 off, 0
-					the environment's (on unless LAIO_CGROUP=0) */
+					the environment's (off unless LAIO_CGROUP=1) */
 };
 
 /*

@@ -62,7 +62,7 @@ struct rt_config {
 				    environment variable RT_TRACE_FILE's, if set */
 	int cgroup;              /* a cpu cgroup of each VP's own where the process may make one
 				    (rt_init(3)): 1 on, -1 off, 0 the environment variable
-				    LAIO_CGROUP's (on unless it is 0) */
+				    LAIO_CGROUP's (off unless it is 1) */
 };
 
 /* Start the runtime with default configuration and `nvp` VPs. 0 or an errno value (EBUSY:
