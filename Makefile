@@ -23,8 +23,8 @@ SHIM_SRC := kernel-shim/ctx.S kernel-shim/futex.c kernel-shim/counters.c kernel-
             kernel-shim/vp.c kernel-shim/complete.c kernel-shim/deliver.c \
             kernel-shim/claim.c kernel-shim/lost.c kernel-shim/cancel.c kernel-shim/hold.c \
             kernel-shim/move.c kernel-shim/kick.c kernel-shim/probe.c kernel-shim/watchdog.c \
-            kernel-shim/upcall.c kernel-shim/idle.c kernel-shim/detect.c kernel-shim/trap.S \
-            kernel-shim/signals.c kernel-shim/entry.c
+            kernel-shim/upcall.c kernel-shim/vpgroup.c kernel-shim/idle.c kernel-shim/detect.c \
+            kernel-shim/trap.S kernel-shim/signals.c kernel-shim/entry.c
 SA_SRC   := activation/sa.c activation/calls.c activation/limits.c
 TRACE_SRC := trace/trace.c
 RT_SRC   := $(wildcard runtime/*.c runtime/*.S)

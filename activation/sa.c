@@ -69,10 +69,24 @@ static void clamp_activations(bool explicit)
 	ks_max_activations = room;
 }
 
+/* LAIO_CGROUP: 0 or 1, whether VPs get cpu cgroups of their own by default (0 unless set). */
+static void read_cgroup(void)
+{
+	const char *e = getenv("LAIO_CGROUP");
+	if (!e || !*e)
+		return;
+	if (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)
+		ks_vp_cgroup_default = e[0] == '1';
+	else
+		fprintf(stderr, "laio: LAIO_CGROUP=%s is not 0 or 1; using %d\n", e,
+			ks_vp_cgroup_default);
+}
+
 static void process_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	read_limit();
+	read_cgroup();
 	const char *e = getenv("LAIO_MAX_ACTIVATIONS");
 	clamp_activations(e && *e);
 	ks_tls_init();
@@ -170,6 +184,33 @@ int sa_set_detector(struct sa_mailbox *mb, int d)
 		return -1;
 	}
 	return 0;
+}
+
+int sa_set_cgroup(struct sa_mailbox *mb, int on)
+{
+	struct ks_vp *vp = mb->sa_vp;
+	if (on != 0 && on != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (vp->ks_cgroup == on)
+		return 0;
+	vp->ks_cgroup = on;
+	/* only the idle detector uses the group: set it up again, in or out of one */
+	if (vp->ks_det == &ks_det_idle && ks_detector_set(vp, vp->ks_detector) < 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return 0;
+}
+
+const char *sa_cgroup(struct sa_mailbox *mb, const char **why)
+{
+	const char *w;
+	const char *mode = ks_vpg_state(mb->sa_vp, &w);
+	if (why)
+		*why = w;
+	return mode;
 }
 
 const char *sa_detector_name(struct sa_mailbox *mb, long nr)

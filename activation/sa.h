@@ -232,6 +232,18 @@ int sa_set_detector(struct sa_mailbox *mb, int detector);
 /* Can `detector` work in this process? 1 or 0; `why` (may be NULL) gets a reason when not. */
 int sa_detector_available(int detector, const char **why);
 
+/* Whether the VP gets a cpu cgroup of its own (docs/design.md, "The VP's cpu cgroup"): on (1;
+ * new VPs start off unless the environment says LAIO_CGROUP=1) it does where the process may
+ * make cgroups below its own cpu cgroup and its detector is idle: its kernel thread, the idle
+ * standbys watching it and the spare that will claim it then move to
+ * <its cpu cgroup>/laio.<pidns>.<pid>.<start>/vp<N>. Off (0): its threads stay where they are.
+ * Takes effect at once (the detector is set up again). 0, or -1 with EINVAL (on not 0 or 1). */
+int sa_set_cgroup(struct sa_mailbox *mb, int on);
+
+/* Which cpu cgroups the VP uses: "v1" or "v2" when it has a group of its own, else "off";
+ * `why` (may be NULL) gets where it is, or why it has none. */
+const char *sa_cgroup(struct sa_mailbox *mb, const char **why);
+
 /* The detector the VP really uses for system call `nr`: "probe", "upcall", ... */
 const char *sa_detector_name(struct sa_mailbox *mb, long nr);
 
@@ -254,8 +266,9 @@ struct sa_counters {
 	unsigned long handoffs[SA_DETECT_COUNT]; /* blocked calls handed off, by the detector that
 						    found them (index: enum sa_detector) */
 	unsigned long idle_kicks;    /* the trap woke the idle standby or sent it to another CPU */
-	unsigned long idle_class;    /* activations at SCHED_IDLE (standbys, and retired ones kept
-					for the next VP: they never become spares again) */
+	unsigned long idle_class;    /* activations at SCHED_IDLE: standbys, and a VP's own ones
+					kept for the next VP's when they cannot leave that policy (a
+					VP's own standby that can becomes a spare when its VP goes) */
 	unsigned long mask_stale;    /* claims that gave a flow a signal mask it had left in a way
 					not recorded (siglongjmp, a raw system call): docs/design.md */
 };

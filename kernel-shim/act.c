@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 #include "ks.h"
+#include "cgroup.h"
 #include "../activation/sa-limits.h"
 
 #define POOL_LOW 4          /* spares kept however quiet the process is */
@@ -91,6 +92,12 @@ static void *act_start(void *arg)
 	act->ks_fs = ks_get_fs();
 	act->ks_spin = ks_may_spin();
 	ks_rseq_own(act);
+	/* a thread starts in its creator's cpu cgroup, which may be a VP's (vpgroup.c) when a
+	   runner starts it for a task of its own (the watchdog). Spares come from the spawner, in
+	   the process's cgroup: no write for them (a move write-locks the kernel's lock that
+	   every clone and exit of the process reads, for up to an RCU grace period) */
+	if (act->ks_fn && strcmp(ks_cg_mode(), "off") != 0)
+		ks_cg_leave(0);
 	/* counted: the activations that run calls; a thread born for a long task of the pool or a
 	   detector (spawner, watchdog) is not one (an idle standby counts itself) */
 	if (!act->ks_fn)
@@ -353,6 +360,7 @@ static void pool_put(struct ks_act *act)
 	act->ks_spin_now = spin_pays(act);
 	act->ks_role = KS_SPARE;
 	act->ks_vp = NULL;
+	act->ks_counted = true; /* activations == spares + idle class + the ones at work */
 	pthread_mutex_lock(&pool_lock);
 	act->ks_next = pool;
 	pool = act;

@@ -84,6 +84,22 @@ static long raw_gettid(void)
 	return r;
 }
 
+/* A descriptor kept for the process's life, moved to the top of the descriptor table: the
+ * program's open() still gets the lowest free number, as without the groups. Where the top is
+ * taken or the limit is low, it stays where it is. */
+static int keep_high(int fd)
+{
+	struct rlimit rl;
+	if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < 256)
+		return fd;
+	long top = rl.rlim_cur > 1L << 20 ? 1L << 20 : (long)rl.rlim_cur;
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)(top - 64));
+	if (hi < 0)
+		return fd;
+	close(fd);
+	return hi;
+}
+
 /* Write tid in decimal to fd: the kernel moves that thread (0: the writer) into the cgroup. */
 static int write_tid(int fd, pid_t tid)
 {
@@ -306,7 +322,7 @@ static int open_base(void)
 {
 	char path[CG_PATH + 96];
 	snprintf(path, sizeof path, "%s/%s", cg.where.base, cg.tidfile);
-	cg.base_fd = open(path, O_WRONLY | O_CLOEXEC);
+	cg.base_fd = keep_high(open(path, O_WRONLY | O_CLOEXEC));
 	int r = cg.base_fd < 0 ? -errno : write_tid(cg.base_fd, (pid_t)raw_gettid());
 	if (!r)
 		return 0;
@@ -388,7 +404,7 @@ static int make_group(struct ks_cg *g)
 	if (!r) {
 		char path[CG_PATH + 96];
 		snprintf(path, sizeof path, "%s/%s", g->dir, cg.tidfile);
-		g->fd = open(path, O_WRONLY | O_CLOEXEC);
+		g->fd = keep_high(open(path, O_WRONLY | O_CLOEXEC));
 		r = g->fd < 0 ? -errno : 0;
 	}
 	if (r)

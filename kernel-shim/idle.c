@@ -25,6 +25,11 @@
  * rewritten only on the way out of the kernel), whose standby sees the call once that CPU is
  * idle. On a CPU that is never idle the watchdog's backstop (watchdog.c) sees it within ~1 ms.
  *
+ * Where the process may make cpu cgroups, a VP gets a group of its own instead (vpgroup.c): a
+ * standby per CPU that watches only that VP runs inside it, so that it gets the CPU the moment
+ * the runner blocks even on a busy machine. Those standbys keep this detector's bit in ks_kick
+ * set for good (several may sleep on one CPU) and are kicked through their VP.
+ *
  * The standby reads VPs without a lock (vp.c keeps them type-stable) and holds no lock that a
  * normal thread could wait for: an idle-class thread may not run for as long as its CPU is busy.
  * It holds a reference to a VP only for one look (a few loads), because the mailboxes it reads
@@ -43,12 +48,16 @@ enum { SB_AWAKE, SB_ASLEEP };
 struct standby {
 	uint32_t state;              /* futex: SB_ASLEEP while it sleeps */
 	int32_t cpu;
+	struct ks_vp *only;          /* a VP's own standby (in its cgroup), or NULL: every VP's */
+	struct ks_vpg *grp;
 } __attribute__((aligned(64)));
 
 static struct standby sb[KS_MAXCPU];
 static int nsb;                      /* standbys started (CPUs 0 .. nsb - 1) */
 static pid_t sb_pid;                 /* the process whose standbys run */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static int nown;                     /* standbys of a VP of its own (one per CPU) */
+static uint32_t own_sets;            /* VPs with standbys of their own now */
 
 static int available(const char **why)
 {
@@ -77,20 +86,23 @@ static bool look(struct ks_vp *vp, int32_t cpu)
 	/* No yield first to let a merely preempted runner leave its call: an idle-class thread runs
 	   only when no normal thread of its group is runnable on its CPU, and the claim confirms
 	   that the runner sleeps (a runner running elsewhere, its rseq stale, is refused there). */
-	if (ks_send_claimer(vp, m, s, SA_DETECT_IDLE, cpu))
+	if (vp->ks_grp ? ks_vpg_send_claimer(vp, m, s, SA_DETECT_IDLE)
+		       : ks_send_claimer(vp, m, s, SA_DETECT_IDLE, cpu))
 		ks_proposed(&vp->ks_idle.claimed, m, s, ks_now_ns());
 	return true;
 }
 
-/* I1: propose claims for the calls in progress on `cpu`; true if any is in progress. */
-static bool scan(int32_t cpu)
+/* I1: propose claims for the calls in progress on s's CPU; true if any is in progress. */
+static bool scan(const struct standby *st)
 {
+	int32_t cpu = st->cpu;
 	bool busy = false;
 	for (struct ks_vp *vp = __atomic_load_n(&ks_all_vps, __ATOMIC_ACQUIRE); vp;
 	     vp = vp->ks_all_next) {
 		/* a reference first, then "still live?": sa_free() waits for the reference, so the
 		   mailboxes (the program's memory) stay valid while this look lasts */
-		if (__atomic_load_n(&vp->ks_det, __ATOMIC_ACQUIRE) != &ks_det_idle)
+		if (__atomic_load_n(&vp->ks_det, __ATOMIC_ACQUIRE) != &ks_det_idle ||
+		    (st->only ? vp != st->only : vp->ks_idle.own != NULL))
 			continue;
 		ks_vp_ref(vp);
 		if (!__atomic_load_n(&vp->ks_dead, __ATOMIC_SEQ_CST))
@@ -102,10 +114,18 @@ static bool scan(int32_t cpu)
 
 static void set_kick(int32_t cpu, bool on)
 {
+	if (!on && __atomic_load_n(&own_sets, __ATOMIC_SEQ_CST))
+		return; /* other standbys of this CPU may sleep */
 	if (on)
 		__atomic_fetch_or(&ks_kick[cpu], 1u << SA_DETECT_IDLE, __ATOMIC_SEQ_CST);
 	else
 		__atomic_fetch_and(&ks_kick[cpu], ~(1u << SA_DETECT_IDLE), __ATOMIC_SEQ_CST);
+}
+
+/* A VP's own standby whose VP let its group go. */
+static bool stopping(const struct standby *s)
+{
+	return s->grp && ks_vpg_stopping(s->grp);
 }
 
 /* I2, I3 and the sleep. */
@@ -114,7 +134,7 @@ static void sleep_until_kicked(struct standby *s)
 	__atomic_store_n(&s->state, SB_ASLEEP, __ATOMIC_SEQ_CST);
 	set_kick(s->cpu, true);                                                       /* I2 */
 	ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0);
-	if (!scan(s->cpu))                                                            /* I3 */
+	if (!stopping(s) && !scan(s))                                                 /* I3 */
 		while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SB_ASLEEP)
 			ks_futex_wait(&s->state, SB_ASLEEP, NULL);
 	__atomic_store_n(&s->state, SB_AWAKE, __ATOMIC_SEQ_CST);
@@ -129,19 +149,34 @@ static void standby_task(struct ks_act *act, void *arg)
 	CPU_ZERO(&set);
 	CPU_SET(s->cpu, &set);
 	act->ks_role = KS_STANDBY;
-	if (sched_setaffinity(0, sizeof set, &set) != 0)
+	if (s->grp)
+		ks_vpg_standby_enter(s->grp);
+	if (sched_setaffinity(0, sizeof set, &set) != 0) {
+		if (s->grp)
+			ks_vpg_standby_leave(act, s->grp);
 		return; /* a CPU this process may not use: no runner will show it */
-	act->ks_idle_class = true;
-	KS_COUNT(activations); /* counted as idle-class activations, as sa_counters(3) says */
-	KS_COUNT(idle_class);
+	}
+	if (!act->ks_idle_class) { /* a VP's standby kept at SCHED_IDLE is counted already */
+		act->ks_idle_class = true;
+		if (!act->ks_counted) /* a spare taken for a VP's standby is already */
+			KS_COUNT(activations); /* counted as idle-class activations, as sa_counters(3) says */
+		act->ks_counted = true;
+		KS_COUNT(idle_class);
+	}
 	sched_setscheduler(0, SCHED_IDLE, &sp);
 	uint64_t quiet_since = 0;
 	for (;;) {
-		if (scan(s->cpu)) {
+		if (stopping(s)) {
+			ks_vpg_standby_leave(act, s->grp);
+			return;
+		}
+		if (scan(s)) {
 			quiet_since = 0;
 			sched_yield();
 			continue;
 		}
+		if (s->grp)
+			ks_vpg_refill(s->grp);
 		uint64_t now = ks_now_ns();
 		if (!quiet_since)
 			quiet_since = now;
@@ -154,40 +189,91 @@ static void standby_task(struct ks_act *act, void *arg)
 	}
 }
 
+static int ncpu_conf(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	return n < 1 ? 1 : n > KS_MAXCPU - 1 ? KS_MAXCPU - 1 : (int)n;
+}
+
+/* A standby per CPU in vp's own cpu cgroup: 0, or -1 when it cannot have one. */
+static int arm_own(struct ks_vp *vp)
+{
+	const char *why;
+	int n = ncpu_conf();
+	struct ks_vpg *grp = ks_vpg_new(vp, n, sizeof(struct standby), &why);
+	if (!grp)
+		return -1;
+	struct standby *own = ks_vpg_standbys(grp);
+	__atomic_store_n(&nown, n, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&own_sets, 1, __ATOMIC_SEQ_CST);
+	for (int c = 0; c < n; c++)
+		own[c] = (struct standby){ SB_AWAKE, c, vp, grp };
+	vp->ks_idle.own = own;
+	for (int c = 0; c < n; c++)
+		if (ks_vpg_start_standby(standby_task, &own[c]) != 0)
+			ks_vpg_drop(grp); /* none on that CPU: the backstop sees its calls */
+	return 0;
+}
+
 /* A standby on every CPU, once per process (they serve every VP of this detector). */
-static int arm(struct ks_vp *vp)
+static int arm_shared(void)
 {
 	int rc = 0;
-	vp->ks_idle.claimed = (struct ks_seen){ NULL, 0, 0, 0 };
 	pthread_mutex_lock(&start_lock);
 	if (sb_pid != getpid()) {
-		long n = sysconf(_SC_NPROCESSORS_CONF);
-		nsb = n < 1 ? 1 : n > KS_MAXCPU - 1 ? KS_MAXCPU - 1 : (int)n;
+		nsb = ncpu_conf();
 		for (int c = 0; c < nsb && rc == 0; c++) {
-			sb[c] = (struct standby){ SB_AWAKE, c };
+			sb[c] = (struct standby){ SB_AWAKE, c, NULL, NULL };
 			rc = ks_act_start(standby_task, &sb[c]);
 		}
 		if (rc == 0)
 			sb_pid = getpid();
 	}
 	pthread_mutex_unlock(&start_lock);
+	return rc;
+}
+
+static int arm(struct ks_vp *vp)
+{
+	vp->ks_idle.claimed = (struct ks_seen){ NULL, 0, 0, 0 };
+	int rc = arm_own(vp) == 0 ? 0 : arm_shared();
 	/* the backstop: a call the standbys never get to see (a busy CPU) */
 	return rc == 0 ? ks_watchdog_watch(vp, KS_WATCH_BACKSTOP) : -1;
+}
+
+/* The VP's own standbys leave its group and the group goes (the last one out removes it). */
+static void disarm(struct ks_vp *vp)
+{
+	struct standby *own = vp->ks_idle.own;
+	if (!own)
+		return;
+	vp->ks_idle.own = NULL;
+	ks_vpg_stop(vp->ks_grp);
+	for (int c = 0; c < nown; c++) {
+		uint32_t asleep = SB_ASLEEP;
+		if (__atomic_compare_exchange_n(&own[c].state, &asleep, SB_AWAKE, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+			ks_futex_wake(&own[c].state, 1);
+	}
+	ks_vpg_release(vp); /* own may be freed from here on */
+	__atomic_fetch_sub(&own_sets, 1, __ATOMIC_SEQ_CST);
 }
 
 /* From the trap, after T1, on the activation's own stack and wearing the user's TLS: the
  * standby of `cpu` sleeps. Touches no errno. */
 static void kick(struct ks_vp *vp, int32_t cpu)
 {
-	(void)vp;
-	if (cpu < 0 || cpu >= nsb)
+	struct standby *own = vp->ks_idle.own, *s = own ? own : sb;
+	if (cpu < 0 || cpu >= (own ? nown : nsb))
 		return;
+	if (own && __atomic_load_n(&own[cpu].state, __ATOMIC_RELAXED) != SB_ASLEEP)
+		return; /* its bit stays set: no locked instruction on every call */
 	uint32_t asleep = SB_ASLEEP;
-	if (__atomic_compare_exchange_n(&sb[cpu].state, &asleep, SB_AWAKE, false,
+	if (__atomic_compare_exchange_n(&s[cpu].state, &asleep, SB_AWAKE, false,
 					__ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
 		set_kick(cpu, false);
 		KS_COUNT(idle_kicks);
-		ks_futex_wake(&sb[cpu].state, 1);
+		ks_futex_wake(&s[cpu].state, 1);
 	}
 }
 
@@ -195,6 +281,8 @@ static void kick(struct ks_vp *vp, int32_t cpu)
 static void atfork_child(void)
 {
 	pthread_mutex_init(&start_lock, NULL);
+	own_sets = 0; /* the standbys were the parent's threads */
+	ks_vpg_atfork_child();
 	for (int c = 0; c < nsb; c++)
 		set_kick(c, false);
 	nsb = 0;
@@ -205,6 +293,8 @@ const struct ks_detector ks_det_idle = {
 	.id = SA_DETECT_IDLE,
 	.available = available,
 	.arm = arm,
+	.disarm = disarm,
+	.runner_changed = ks_vpg_runner_changed,
 	.kick = kick,
 	.atfork_child = atfork_child,
 };

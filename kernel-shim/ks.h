@@ -15,7 +15,8 @@
  *   4 claim        claim.c (C0-C5), lost.c (T6-T9), cancel.c (sa_interrupt)
  *   5 moving       hold.c (its files, outside the process's table), move.c: a call goes to a
  *                  spare before it blocks
- *   6 detectors    probe.c, upcall.c, watchdog.c, idle.c, each one struct ks_detector;
+ *   6 detectors    probe.c, upcall.c, watchdog.c, vpgroup.c (the idle standby's cpu cgroup),
+ *                  idle.c, each detector one struct ks_detector;
  *                  detect.c chooses them and fills the routes
  *   7 trap         trap.S (T0-T5), signals.c (its cancel window), entry.c (sa_syscall's routes)
  * activation/sa.c, above the shim, defines every sa_* entry point.
@@ -68,6 +69,9 @@ struct ks_act {
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
 	bool ks_spin_now;              /* a spare: spin before it sleeps (act.c, spin_pays) */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
+	bool ks_counted;               /* accounted in ks_stat.activations: it was in the pool */
+	bool ks_in_cg;                 /* it sits in a VP's cpu cgroup (vpgroup.c): it leaves at
+					  T6 when it lost the VP, or when it stops being a claimer */
 	struct ks_act *ks_next;        /* in the pool */
 	struct ks_act *ks_all_next;    /* in the list of every activation */
 };
@@ -90,7 +94,10 @@ struct ks_detector;
 /* Each detector's own part of a VP: only its file touches it. */
 struct ks_vp_upcall { struct ks_act *standby; };          /* who receives the VP's notices */
 struct ks_vp_watchdog { struct ks_seen look, claimed; };  /* the last look; the last claim sent */
-struct ks_vp_idle { struct ks_seen claimed; };            /* the call last proposed */
+struct ks_vp_idle { struct ks_seen claimed; void *own; }; /* the call last proposed; the
+								    VP's own standbys, one per CPU,
+								    when it has a cpu cgroup */
+struct ks_vpg;
 
 struct ks_vp {
 	struct sa_mailbox *ks_mbox;
@@ -116,6 +123,9 @@ struct ks_vp {
 	uint32_t ks_refs;              /* activations that may still touch this VP without owning
 					  it: inside ks_complete(), a dispatched claimer, a standby.
 					  sa_free() waits for zero. */
+	int ks_cgroup;                 /* 1: a cpu cgroup of its own where the process may make
+					  one (sa_set_cgroup); 0: not */
+	struct ks_vpg *ks_grp;         /* that cgroup while the idle detector watches the VP */
 };
 
 /* How sa_syscall() runs a call of a given number (ks_vp.ks_route). */
@@ -227,6 +237,7 @@ void ks_vp_unref(struct ks_vp *vp);
 extern struct ks_vp *ks_all_vps;
 extern pthread_mutex_t ks_vps_lock;
 void ks_vp_stop_claims(struct ks_vp *vp);
+extern int ks_vp_cgroup_default;      /* ks_cgroup of a new VP (LAIO_CGROUP; 0 unless set) */
 void ks_vps_atfork_prepare(void);
 void ks_vps_atfork_parent(void);
 void ks_vps_atfork_child(struct sa_mailbox *self);
@@ -325,6 +336,24 @@ void ks_detectors_atfork_child(void);
 enum { KS_WATCH_NONE, KS_WATCH_BACKSTOP, KS_WATCH_DETECT };
 int ks_watchdog_watch(struct ks_vp *vp, int how);
 int ks_watchdog_start(void);
+/* vpgroup.c: a VP's cpu cgroup, holding its runner, the idle standbys that watch it (one per
+ * CPU) and a spare that will claim it. Made at the idle detector's arm, given up at its disarm;
+ * each standby holds a reference, so that the last one out removes it. */
+struct ks_vpg *ks_vpg_new(struct ks_vp *vp, int nstandby, size_t standby_size, const char **why);
+void *ks_vpg_standbys(struct ks_vpg *grp);        /* nstandby * standby_size bytes, zeroed */
+int ks_vpg_start_standby(ks_task_fn *fn, void *arg); /* a kept standby, a spare or a new thread */
+void ks_vpg_standby_enter(struct ks_vpg *grp);    /* on a standby: into the group */
+void ks_vpg_standby_leave(struct ks_act *self, struct ks_vpg *grp); /* on it: out, reference
+								       dropped (the last frees) */
+void ks_vpg_stop(struct ks_vpg *grp);            /* its standbys are to leave */
+void ks_vpg_drop(struct ks_vpg *grp);            /* a standby that never started */
+void ks_vpg_release(struct ks_vp *vp);            /* the VP lets its group go (disarm) */
+bool ks_vpg_stopping(const struct ks_vpg *grp);
+void ks_vpg_refill(struct ks_vpg *grp);           /* a spare into the group ahead of a claim */
+bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
+void ks_vpg_runner_changed(struct ks_vp *vp, struct ks_act *old);
+const char *ks_vpg_state(struct ks_vp *vp, const char **why);
+void ks_vpg_atfork_child(void);
 
 /* ---- 7. the trap and the entry ---------------------------------------------------------- */
 long ks_trap(long nr, long a1, long a2, long a3, long a4, long a5, long a6);

@@ -6,12 +6,17 @@
 #include <sys/syscall.h>
 #include <signal.h>
 #include "ks.h"
+#include "cgroup.h"
 
 void ks_after_lost(struct ks_vp *vp, struct sa_thr_mailbox *m, long raw)
 {
 	struct ks_act *self = m->tm_act;
 	uint64_t mine = 0;
 	self->ks_fs = m->tm_swapfs;
+	if (self->ks_in_cg) { /* out of the VP's cpu cgroup: it is no longer the VP's (vpgroup.c) */
+		ks_cg_leave(0);
+		self->ks_in_cg = false;
+	}
 	/* the mask the flow really had (a temporary one of its call is undone by now) against
 	   the one the claimer gave it: a difference means a change the recorded mask missed */
 	ks_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mine, sizeof mine, 0, 0);

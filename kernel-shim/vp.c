@@ -41,6 +41,7 @@ _Static_assert(KS_MAXCPU == KS_MAXCPU_V && (KS_MAXCPU & (KS_MAXCPU - 1)) == 0, "
 
 struct ks_vp *ks_all_vps;         /* every VP ever made; heads only grow (release stores) */
 pthread_mutex_t ks_vps_lock = PTHREAD_MUTEX_INITIALIZER;
+int ks_vp_cgroup_default = 0;
 
 /* A VP for mailbox mb, run by `runner`: a dead one reused in place, or a new one. Not in the
  * registry yet (ks_vp_register). NULL when out of memory. */
@@ -69,6 +70,8 @@ struct ks_vp *ks_vp_new(struct sa_mailbox *mb, struct ks_act *runner)
 	vp->ks_detector = SA_DETECT_AUTO;
 	vp->ks_watch = KS_WATCH_NONE;
 	vp->ks_nsync_seen = 0;
+	vp->ks_cgroup = ks_vp_cgroup_default;
+	vp->ks_grp = NULL;
 	memset(&vp->ks_ev, 0, sizeof vp->ks_ev);
 	memset(&vp->ks_up, 0, sizeof vp->ks_up);
 	memset(&vp->ks_wd, 0, sizeof vp->ks_wd);

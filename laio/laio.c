@@ -495,6 +495,7 @@ void laio_stats(struct laio_stats *st)
 		st->handoffs[d] = __atomic_load_n(&ls->mb.sa_handoffs[d], __ATOMIC_RELAXED);
 		st->spurious[d] = __atomic_load_n(&ls->mb.sa_spurious[d], __ATOMIC_RELAXED);
 	}
+	st->cgroup = sa_cgroup(&ls->mb, &st->cgroup_why);
 }
 
 /* Programs built against 0.1 pass a struct laio_stats that ends with spurious[]: they are
@@ -517,7 +518,8 @@ int laio_init(const struct laio_config *cfg)
 	}
 	if (!cfg)
 		return 0;
-	if ((int)cfg->detector < 0 || cfg->detector >= LAIO_DETECT_COUNT || cfg->max_inflight < 0) {
+	if ((int)cfg->detector < 0 || cfg->detector >= LAIO_DETECT_COUNT || cfg->max_inflight < 0 ||
+	    cfg->cgroup < -1 || cfg->cgroup > 1) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -536,16 +538,30 @@ int laio_init(const struct laio_config *cfg)
 	/* a zero field keeps what the environment (or the default) chose */
 	if (cfg->detector != LAIO_DETECT_AUTO && sa_set_detector(&ls->mb, (int)cfg->detector) < 0)
 		return -1;
+	if (cfg->cgroup != 0 && sa_set_cgroup(&ls->mb, cfg->cgroup > 0) < 0)
+		return -1;
 	if (cfg->max_inflight > 0)
 		ls->max_inflight = laio_clamp_inflight(cfg->max_inflight, "laio_config.max_inflight");
 	if (cfg->trace && !ls->trace) {
 		ls->trace = ls->traced = 1;
 		sa_trace_stdout_lines();
 	}
-	if (cfg->detector != LAIO_DETECT_AUTO)
+	if (cfg->detector != LAIO_DETECT_AUTO || cfg->cgroup != 0)
 		laio_trace_detector(ls, (int)cfg->detector);
 	laio_update_limit(ls);
 	return 0;
+}
+
+/* Programs built against 0.1 pass a struct laio_config that ends with trace_file: they are
+ * linked to laio_init@LAIO_0.1, which reads only that much. */
+__attribute__((visibility("default"))) int laio_init_v01(const struct laio_config *cfg);
+__asm__(".symver laio_init_v01, laio_init@LAIO_0.1");
+int laio_init_v01(const struct laio_config *cfg)
+{
+	struct laio_config all = { 0 };
+	if (cfg)
+		memcpy(&all, cfg, offsetof(struct laio_config, cgroup));
+	return laio_init(cfg ? &all : NULL);
 }
 
 const char *laio_detector_name(long number)

@@ -13,7 +13,7 @@
 #define LAIO_H
 
 /* The version of the library these declarations belong to (liblaio.so.0: symbols LAIO_0.1, and
- * LAIO_0.2 for laio_syscall_r() and laio_in_flight()). */
+ * LAIO_0.2 for laio_syscall_r(), laio_in_flight() and the longer laio_config and laio_stats). */
 #define LAIO_VERSION_MAJOR 0
 #define LAIO_VERSION_MINOR 1
 #define LAIO_VERSION_PATCH 0
@@ -107,6 +107,9 @@ struct laio_config {
 	const char *trace_file;      /* LAIO_TRACE_FILE=path: write a timeline of the thread's calls
 					and upcalls there (Chrome trace-event JSON, docs/tracing.md);
 					NULL: the environment's */
+	int cgroup;                  /* LAIO_CGROUP=0|1: a cpu cgroup of the thread's own, where
+					the process may make one (laio_init(3)); 1 on, -1 off, 0
+					the environment's (off unless LAIO_CGROUP=1) */
 };
 
 /*
@@ -138,6 +141,9 @@ struct laio_stats {
 	unsigned long sync_no_thread; /* of sync_at_limit: no kernel thread could be had for it */
 	unsigned long max_inflight;   /* the in-flight limit in effect (clamped to what the system
 					 allows: laio_init(3)) */
+	const char *cgroup;           /* "v1" or "v2": the thread has a cpu cgroup of its own
+					 (laio_init(3)); "off": it has none */
+	const char *cgroup_why;       /* where that cgroup is, or why there is none */
 };
 
 /* The calling thread's counters. */

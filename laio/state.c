@@ -48,7 +48,7 @@ int laio_timeline_start(struct laio_state *ls, const char *path)
 void laio_trace_detector(struct laio_state *ls, int configured)
 {
 	if (ls->trace) {
-		char how[128];
+		char how[1536];
 		sa_trace_detector_setup(how, sizeof how, &ls->mb, configured);
 		laio_trace(ls, "detector %s", how);
 	}

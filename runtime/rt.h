@@ -60,6 +60,9 @@ struct rt_config {
 	const char *trace_file;  /* write a timeline of the VPs' calls and upcalls to this file
 				    (Chrome trace-event JSON, docs/tracing.md); NULL: the
 				    environment variable RT_TRACE_FILE's, if set */
+	int cgroup;              /* a cpu cgroup of each VP's own where the process may make one
+				    (rt_init(3)): 1 on, -1 off, 0 the environment variable
+				    LAIO_CGROUP's (off unless it is 1) */
 };
 
 /* Start the runtime with default configuration and `nvp` VPs. 0 or an errno value (EBUSY:

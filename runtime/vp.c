@@ -43,6 +43,7 @@ _Static_assert(offsetof(struct sa_context, rsp) == 48 && offsetof(struct sa_cont
 struct rt_global rt_g;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int detector;
+static int cgroup; /* rt_config.cgroup */
 
 static void futex_wait(uint32_t *w, uint32_t val, long ns)
 {
@@ -81,7 +82,8 @@ static void *vp_main(void *arg)
 	}
 	int err = 0;
 	bool created = sa_create(&vp->mb) == 0;
-	if (!created || (detector != RT_DETECT_AUTO && sa_set_detector(&vp->mb, detector) < 0))
+	if (!created || (detector != RT_DETECT_AUTO && sa_set_detector(&vp->mb, detector) < 0) ||
+	    (cgroup != 0 && sa_set_cgroup(&vp->mb, cgroup > 0) < 0))
 		err = errno ? errno : EAGAIN;
 	if (err && created) {
 		sa_destroy(&vp->mb);
@@ -94,7 +96,7 @@ static void *vp_main(void *arg)
 		return NULL;
 	rt_san_fiber_current(&vp->san_home);
 	if (rt_g.trace) {
-		char how[128];
+		char how[1536];
 		sa_trace_detector_setup(how, sizeof how, &vp->mb, detector);
 		rt_trace(vp, "virtual processor up (sa_create); detector %s", how);
 	}
@@ -151,7 +153,8 @@ static void vp_stop_all(struct rt_vp **vps, int started, int n)
 int rt_init_config(const struct rt_config *cfg)
 {
 	struct rt_config c = cfg ? *cfg : (struct rt_config){ 0 };
-	if (c.detector < RT_DETECT_AUTO || c.detector > RT_DETECT_IDLE)
+	if (c.detector < RT_DETECT_AUTO || c.detector > RT_DETECT_IDLE || c.cgroup < -1 ||
+	    c.cgroup > 1)
 		return EINVAL;
 	if (!sa_detector_available(c.detector, NULL))
 		return ENOTSUP;
@@ -206,6 +209,7 @@ int rt_init_config(const struct rt_config *cfg)
 		vps[i]->tl = sa_tl_buf_new(rt_g.tl_file);
 	rt_g.traced = rt_g.trace || rt_g.tl_file;
 	detector = c.detector;
+	cgroup = c.cgroup;
 	__atomic_store_n(&rt_g.quantum_ns, (uint64_t)c.quantum_us * 1000u, __ATOMIC_RELAXED);
 	if (rt_g.quantum_ns && (err = rt_preempt_prepare()) != 0) {
 		__atomic_store_n(&rt_g.quantum_ns, 0, __ATOMIC_RELAXED);
@@ -242,6 +246,18 @@ int rt_init_config(const struct rt_config *cfg)
 	__atomic_store_n(&rt_g.running, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&init_lock);
 	return 0;
+}
+
+/* Programs built against 0.1 pass a struct rt_config that ends with trace_file: they are linked
+ * to rt_init_config@LAIO_0.1, which reads only that much. */
+__attribute__((visibility("default"))) int rt_init_config_v01(const struct rt_config *cfg);
+__asm__(".symver rt_init_config_v01, rt_init_config@LAIO_0.1");
+int rt_init_config_v01(const struct rt_config *cfg)
+{
+	struct rt_config all = { 0 };
+	if (cfg)
+		memcpy(&all, cfg, offsetof(struct rt_config, cgroup));
+	return rt_init_config(cfg ? &all : NULL);
 }
 
 int rt_init(int nvp)

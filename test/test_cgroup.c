@@ -1,7 +1,8 @@
-/* test_cgroup.c - one cpu cgroup per VP (kernel-shim/cgroup.c): where it can be used and why
- * not, threads moved in and back, a SCHED_IDLE thread that runs when its group's normal thread
- * sleeps beside a CPU hog, nothing left behind (exit, kill -9, fork), the enclosing cgroup's
- * limits still applying. The v2 path runs in threaded mode without the cpu controller where
+/* test_cgroup.c - one cpu cgroup per VP (kernel-shim/cgroup.c, vpgroup.c): where it can be used
+ * and why not, threads moved in and back, a SCHED_IDLE thread that runs when its group's normal
+ * thread sleeps beside a CPU hog, nothing left behind (exit, kill -9, fork), the enclosing
+ * cgroup's limits still applying; through the library, the VP's standbys and runner in its
+ * group, the runner moving with the VP, the switch, and the fall-back without the right. The v2 path runs in threaded mode without the cpu controller where
  * 'cpu' is bound to a v1 hierarchy (the moves and the clean-up, not the scheduling). */
 #include <dirent.h>
 #include <sched.h>
@@ -596,4 +597,316 @@ Test(cgroup, enclosing_memory_limit_holds, .timeout = 120)
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %#x: not killed at the limit", st);
 	cr_expect_eq(rmdir(mem), 0, "%s: %s", mem, strerror(errno));
+}
+
+/* ---- the library: each VP's runner, its idle standbys and its claimer in a group of its own */
+
+/* The calling thread's VP (made by a first call) has a group, or the test is skipped saying
+ * why not. Its directory as /proc shows it goes to grp. */
+static void need_vp_group(char *grp, size_t len)
+{
+	struct laio_stats st;
+	struct laio_config on = { .cgroup = 1 };
+	if (geteuid() != 0)
+		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
+	/* from the start: no shared standby is started for the VP before it has its group */
+	cr_assert_eq(setenv("LAIO_CGROUP", "1", 1), 0);
+	cr_assert_eq(laio_init(&on), 0);
+	laio_stats(&st);
+	if (strcmp(st.cgroup, "off") == 0)
+		cr_skip_test("no cpu cgroup for the VP here: %s", st.cgroup_why);
+	cpu_cgroup(gettid_(), grp, len);
+	cr_assert(strstr(grp, "/laio.") && strstr(grp, "/vp"), "the runner is in %s", grp);
+}
+
+static int sched_idle_tid(pid_t tid)
+{
+	return syscall(SYS_sched_getscheduler, tid) == SCHED_IDLE;
+}
+
+/* Threads of the process at SCHED_IDLE in grp (in), and elsewhere (out). */
+static void idle_threads(const char *grp, int *in, int *out)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char cg[1024];
+	*in = *out = 0;
+	while (d && (e = readdir(d)) != NULL) {
+		pid_t tid = atoi(e->d_name);
+		if (tid <= 0 || !sched_idle_tid(tid))
+			continue;
+		cpu_cgroup(tid, cg, sizeof cg);
+		if (strcmp(cg, grp) == 0)
+			++*in;
+		else
+			++*out;
+	}
+	if (d)
+		closedir(d);
+}
+
+/* A blocked read handed off: its handle, after checking EINPROGRESS. */
+static void *block_read(int fd, char *b)
+{
+	errno = 0;
+	cr_assert_eq(laio_syscall(SYS_read, fd, b, 1), -1);
+	cr_assert_eq(errno, EINPROGRESS);
+	return laio_gethandle();
+}
+
+static void reap(void *h)
+{
+	struct laio_completion c;
+	struct timespec ts = { 10, 0 };
+	cr_assert_eq(laio_poll(&c, 1, &ts), 1);
+	cr_expect_eq(c.laio_handle, h);
+}
+
+Test(vp_group, standbys_and_runner_in_it, .timeout = 60)
+{
+	char grp[1024], now[1024], base[1024];
+	int p[2], in = 0, out = 0;
+	char b;
+	need_vp_group(grp, sizeof grp);
+	snprintf(base, sizeof base, "%s", grp);
+	*strstr(base, "/laio.") = 0;
+	if (!base[0])
+		snprintf(base, sizeof base, "/");
+	/* the standbys start on their own: wait (bounded by the timeout) until both are in */
+	for (int cpus = (int)sysconf(_SC_NPROCESSORS_CONF); in < cpus; usleep(1000))
+		idle_threads(grp, &in, &out);
+	cr_expect_eq(out, 0, "a SCHED_IDLE thread outside the VP's group %s", grp);
+	make_pipe(p);
+	pid_t before = gettid_();
+	void *h = block_read(p[0], &b);
+	pid_t after = gettid_();
+	cr_expect_neq(after, before, "the flow goes on on the claimer");
+	cpu_cgroup(after, now, sizeof now);
+	cr_expect_str_eq(now, grp, "the new runner is in the VP's group");
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	reap(h);
+	/* the completion is queued after T6, where the blocked activation left */
+	cpu_cgroup(before, now, sizeof now);
+	cr_expect_str_eq(now, base, "the blocked activation went back to %s", base);
+}
+
+/* Off through the configuration: the thread stays in its cgroup, and laio_stats says why. */
+Test(vp_group, off_by_configuration)
+{
+	struct laio_config c = { .cgroup = -1 };
+	struct laio_stats st;
+	char before[1024], now[1024], b;
+	int p[2];
+	make_pipe(p);
+	task_cgroup(gettid_(), "cpu", before, sizeof before);
+	cr_assert_eq(laio_init(&c), 0);
+	laio_stats(&st);
+	cr_expect_str_eq(st.cgroup, "off");
+	cr_expect(strstr(st.cgroup_why, "configuration") != NULL, "%s", st.cgroup_why);
+	void *h = block_read(p[0], &b);
+	task_cgroup(gettid_(), "cpu", now, sizeof now);
+	cr_expect_str_eq(now, before);
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	reap(h);
+	c.cgroup = 2;
+	cr_expect_eq(laio_init(&c), -1, "cgroup is -1, 0 or 1");
+	cr_expect_eq(errno, EINVAL);
+}
+
+/* Off unless LAIO_CGROUP=1 or the configuration turns it on. */
+Test(vp_group, off_by_default)
+{
+	struct laio_stats st;
+	cr_assert_eq(unsetenv("LAIO_CGROUP"), 0);
+	cr_assert_gt(laio_syscall(SYS_getpid), 0);
+	laio_stats(&st);
+	cr_expect_str_eq(st.cgroup, "off");
+	cr_expect(strstr(st.cgroup_why, "LAIO_CGROUP") != NULL, "%s", st.cgroup_why);
+}
+
+Test(vp_group, on_by_environment)
+{
+	struct laio_stats st;
+	if (geteuid() != 0)
+		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
+	cr_assert_eq(setenv("LAIO_CGROUP", "1", 1), 0);
+	cr_assert_gt(laio_syscall(SYS_getpid), 0);
+	laio_stats(&st);
+	if (strcmp(st.cgroup, "off") == 0)
+		cr_expect(strstr(st.cgroup_why, "LAIO_CGROUP") == NULL, "%s", st.cgroup_why);
+	else
+		cr_expect(strstr(st.cgroup_why, "one cpu cgroup per VP") != NULL, "%s", st.cgroup_why);
+}
+
+/* A child with a blocked call in flight: sends its process directory, then exits, or pauses. */
+static pid_t laio_child(enum child_end how, char *dir, size_t len)
+{
+	int p[2], q[2];
+	SKIP_FORK_UNDER_TSAN();
+	make_pipe(p);
+	make_pipe(q);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct laio_stats st;
+		struct laio_config on = { .cgroup = 1 };
+		char b, msg[1200];
+		laio_init(&on);
+		laio_stats(&st);
+		if (strcmp(st.cgroup, "off") == 0) {
+			snprintf(msg, sizeof msg, "!%s", st.cgroup_why);
+			_exit(write(p[1], msg, strlen(msg) + 1) < 0 ? 4 : 2);
+		}
+		if (laio_syscall(SYS_read, q[0], &b, 1) != -1 || errno != EINPROGRESS)
+			_exit(3);
+		snprintf(msg, sizeof msg, "%s", ks_cg_proc_dir());
+		if (write(p[1], msg, strlen(msg) + 1) < 0)
+			_exit(4);
+		if (how == END_PAUSE)
+			pause();
+		exit(0);
+	}
+	close(p[1]);
+	ssize_t n = read(p[0], dir, len);
+	close(p[0]);
+	if (n > 0 && dir[0] == '!') {
+		waitpid(pid, NULL, 0);
+		cr_skip_test("no cpu cgroup for the VP here: %s", dir + 1);
+	}
+	cr_assert_gt(n, 0, "the child could not block a call in its group");
+	return pid;
+}
+
+Test(vp_group, nothing_left_after_exit_kill_and_next_start, .timeout = 60)
+{
+	char dir[1200], dir2[1200];
+	int st;
+	if (geteuid() != 0)
+		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
+	pid_t pid = laio_child(END_EXIT, dir, sizeof dir);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	cr_expect(!exists(dir), "%s left after exit", dir);
+	pid = laio_child(END_PAUSE, dir, sizeof dir);
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(exists(dir), "a crash cannot clean up");
+	pid = laio_child(END_EXIT, dir2, sizeof dir2); /* the next start sweeps */
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(!exists(dir), "%s of the killed process left after the next start", dir);
+	cr_expect(!exists(dir2), "%s left after exit", dir2);
+}
+
+/* A fork child: back in the base, a group of its own for its VP, removed at its exit; the
+ * parent's stays. */
+Test(vp_group, fork_child, .timeout = 60)
+{
+	char grp[1024], parent_dir[1200], child_dir[1200] = "", base[1024];
+	int p[2], st;
+	SKIP_FORK_UNDER_TSAN();
+	need_vp_group(grp, sizeof grp);
+	snprintf(parent_dir, sizeof parent_dir, "%s", ks_cg_proc_dir());
+	snprintf(base, sizeof base, "%s", grp);
+	*strstr(base, "/laio.") = 0;
+	make_pipe(p);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char now[1024], b;
+		int q[2], bad = 0;
+		cpu_cgroup(gettid_(), now, sizeof now);
+		bad |= strcmp(now, base[0] ? base : "/") != 0;
+		if (pipe(q) || laio_syscall(SYS_read, q[0], &b, 1) != -1 || errno != EINPROGRESS)
+			bad |= 2;
+		cpu_cgroup(gettid_(), now, sizeof now);
+		bad |= (strstr(now, "/laio.") == NULL || strcmp(now, grp) == 0) << 2;
+		if (write(p[1], ks_cg_proc_dir(), strlen(ks_cg_proc_dir()) + 1) < 0)
+			bad |= 8;
+		exit(bad);
+	}
+	close(p[1]);
+	cr_expect_gt(read(p[0], child_dir, sizeof child_dir), 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x (bits: not in the base, "
+		  "no hand-off, no group of its own, no directory)", st);
+	cr_expect(child_dir[0] && strcmp(child_dir, parent_dir) != 0, "the child's directory: %s",
+		  child_dir);
+	cr_expect(!exists(child_dir), "the child left %s", child_dir);
+	cr_expect(exists(parent_dir), "the child removed the parent's %s", parent_dir);
+	char now[1024];
+	cpu_cgroup(gettid_(), now, sizeof now);
+	cr_expect_str_eq(now, grp, "the parent's runner stays in its group");
+}
+
+/* As nobody without a delegated subtree: no group, the reason, and blocked calls still go to
+ * the background (the shared standbys and the backstop). */
+Test(vp_group, nobody_falls_back, .timeout = 60)
+{
+	int p[2], st;
+	char why[2048] = "";
+	if (geteuid() != 0)
+		cr_skip_test("not root: cannot become nobody");
+	SKIP_FORK_UNDER_TSAN();
+	make_pipe(p);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct laio_stats s;
+		int q[2], bad = 0;
+		char b;
+		struct laio_config on = { .cgroup = 1 };
+		if (setgid(65534) || setuid(65534))
+			_exit(9);
+		if (laio_init(&on) || pipe(q) || laio_syscall(SYS_read, q[0], &b, 1) != -1 ||
+		    errno != EINPROGRESS)
+			bad |= 1;
+		laio_stats(&s);
+		bad |= (strcmp(s.cgroup, "off") != 0) << 1;
+		if (write(p[1], s.cgroup_why, strlen(s.cgroup_why) + 1) < 0)
+			bad |= 4;
+		_exit(bad);
+	}
+	close(p[1]);
+	cr_expect_gt(read(p[0], why, sizeof why), 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "as nobody: status %#x (bits: no hand-off, "
+		  "a group), %s", st, why);
+	cr_expect(strstr(why, "no right") || strstr(why, "cannot"), "the reason: %s", why);
+	cr_log_info("as nobody: %s", why);
+}
+
+/* A thread that ends takes its VP's group with it: its standbys leave, the last one out removes
+ * the directory (and the process's, the last VP group gone). The thread says why it had none. */
+static void *vp_thread(void *a)
+{
+	char *dir = a;
+	struct laio_stats st;
+	struct laio_config on = { .cgroup = 1 };
+	int p[2];
+	char b;
+	laio_init(&on);
+	laio_stats(&st);
+	if (strcmp(st.cgroup, "off") == 0) {
+		snprintf(dir, 1200, "!%s", st.cgroup_why);
+		return NULL;
+	}
+	snprintf(dir, 1200, "%s", ks_cg_proc_dir());
+	make_pipe(p);
+	void *h = block_read(p[0], &b);
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	reap(h);
+	return NULL;
+}
+
+Test(vp_group, goes_with_its_thread, .timeout = 60)
+{
+	static char dir[1200];
+	pthread_t t;
+	if (geteuid() != 0)
+		cr_skip_test("not root: per-VP cgroups need root or a delegated cgroup v2 subtree");
+	cr_assert_eq(pthread_create(&t, NULL, vp_thread, dir), 0);
+	pthread_join(t, NULL);
+	if (dir[0] == '!')
+		cr_skip_test("no cpu cgroup for the VP here: %s", dir + 1);
+	/* the standbys leave on their own once woken: wait (bounded by the timeout) */
+	while (exists(dir))
+		usleep(1000);
+	cr_expect_str_eq(ks_cg_proc_dir(), "");
 }

@@ -120,6 +120,12 @@ void sa_trace_detector_setup(char *buf, size_t size, struct sa_mailbox *mb, int 
 	else
 		snprintf(buf, size, "%s: %s for calls with a non-blocking form, %s for the others",
 			 sa_trace_detector_name(configured), nb, other);
+	const char *why, *cg = sa_cgroup(mb, &why);
+	size_t n = strlen(buf);
+	if (n < size && strcmp(cg, "off") == 0)
+		snprintf(buf + n, size - n, "; no cpu cgroup of its own: %s", why);
+	else if (n < size)
+		snprintf(buf + n, size - n, "; %s", why);
 }
 
 const char *sa_trace_detector_name(int detector)

@@ -116,13 +116,14 @@ exported "$root/lib/liblaio.so" >"$work/exports"
 grep -v '@' "$work/exports" >"$work/unversioned" || true
 printf 'pthread_sigmask\nsigprocmask\n' | cmp -s - "$work/unversioned" ||
 	fail "unversioned exports: $(tr '\n' ' ' <"$work/unversioned")"
-# the functions added or changed after 0.1 are LAIO_0.2 (liblaio.map); the two whose structure
+# the functions added or changed after 0.1 are LAIO_0.2 (liblaio.map); the four whose structure
 # grew keep their 0.1 form for programs built against it
 grep '@' "$work/exports" | grep -v '@@LAIO_0\.[12]$' >"$work/compat" || true
-printf 'laio_stats@LAIO_0.1\nrt_stats@LAIO_0.1\n' | cmp -s - "$work/compat" ||
+printf '%s@LAIO_0.1\n' laio_init laio_stats rt_init_config rt_stats | sort | cmp -s - "$work/compat" ||
 	fail "exports outside LAIO_0.1 and LAIO_0.2: $(tr '\n' ' ' <"$work/compat")"
 grep '@@LAIO_0\.2$' "$work/exports" >"$work/v02" || true
-printf '%s@@LAIO_0.2\n' laio_in_flight laio_stats laio_syscall_r rt_stats | cmp -s - "$work/v02" ||
+printf '%s@@LAIO_0.2\n' laio_in_flight laio_init laio_stats laio_syscall_r rt_init_config \
+	rt_stats sa_cgroup sa_set_cgroup | sort | cmp -s - "$work/v02" ||
 	fail "LAIO_0.2 exports: $(tr '\n' ' ' <"$work/v02")"
 grep '@' "$work/exports" | sed 's/@.*//' | sort -u >"$work/names"
 if ! cmp -s "$work/api" "$work/names"; then
