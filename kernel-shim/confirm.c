@@ -28,16 +28,28 @@
 #include <fcntl.h>
 #include "ks.h"
 
-/* Half the descriptor limit, at most 4096 (the kernel grows the table up to the number used). */
-static long high_fd_floor(void)
+/* The descriptor limit (soft), or 0 when it cannot be read. */
+static unsigned long nofile(void)
 {
 	struct rlimit rl;
-	if (ks_raw_syscall6(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl, 0, 0) != 0 ||
-	    rl.rlim_cur == RLIM_INFINITY)
-		return 1024;
-	long half = (long)(rl.rlim_cur / 2);
+	if (ks_raw_syscall6(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl, 0, 0) != 0)
+		return 0;
+	return rl.rlim_cur == RLIM_INFINITY ? 1ul << 20 : (unsigned long)rl.rlim_cur;
+}
+
+/* Half the descriptor limit, at most 4096 (the kernel grows the table up to the number used). */
+static long high_fd_floor(unsigned long limit)
+{
+	long half = limit ? (long)(limit / 2) : 1024;
 	return half < 16 ? 16 : half > 4096 ? 4096 : half;
 }
+
+/* How many activations keep a descriptor: SYSFD_MAX, and no more than a sixteenth of the limit,
+ * so that a program with many calls in the background (one activation each) keeps nearly all
+ * of its descriptors. The pool reuses its newest spares first, so the activations that hand
+ * off most have theirs; a runner without one is confirmed with membarrier instead. */
+#define SYSFD_MAX 64
+static unsigned sysfds;
 
 #define SYSFD_NONE (-2) /* tried once, no descriptor to be had: not tried again */
 
@@ -49,14 +61,23 @@ void ks_sysfd_open(struct ks_act *self)
 	if (self->ks_sysfd != -1)
 		return;
 	self->ks_sysfd = SYSFD_NONE;
+	unsigned long limit = nofile();
+	unsigned cap = limit / 16 < SYSFD_MAX ? (unsigned)(limit / 16) : SYSFD_MAX;
+	if (__atomic_add_fetch(&sysfds, 1, __ATOMIC_RELAXED) > cap) {
+		__atomic_sub_fetch(&sysfds, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	long fd = ks_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/thread-self/syscall",
 				  O_RDONLY | O_CLOEXEC, 0, 0, 0);
-	if (fd < 0)
-		return;
-	long high = ks_raw_syscall6(SYS_fcntl, fd, F_DUPFD_CLOEXEC, high_fd_floor(), 0, 0, 0);
-	ks_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+	long high = fd < 0 ? -1
+			   : ks_raw_syscall6(SYS_fcntl, fd, F_DUPFD_CLOEXEC, high_fd_floor(limit), 0,
+					     0, 0);
+	if (fd >= 0)
+		ks_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
 	if (high >= 0)
 		self->ks_sysfd = (int)high;
+	else
+		__atomic_sub_fetch(&sysfds, 1, __ATOMIC_RELAXED);
 }
 
 /* fork(): the child's only thread kept its activation, whose descriptor names the parent's
@@ -65,7 +86,10 @@ void ks_sysfd_reopen_after_fork(struct ks_act *self)
 {
 	int old = self->ks_sysfd;
 	self->ks_sysfd = -1;
+	__atomic_store_n(&sysfds, 0, __ATOMIC_RELAXED); /* this is the child's only activation */
 	ks_sysfd_open(self);
+	if (old >= 0 && self->ks_sysfd < 0)
+		ks_raw_syscall6(SYS_close, old, 0, 0, 0, 0, 0); /* it names the parent's thread */
 	if (old < 0 || self->ks_sysfd < 0)
 		return;
 	if (ks_raw_syscall6(SYS_dup3, self->ks_sysfd, old, O_CLOEXEC, 0, 0, 0) >= 0) {
@@ -77,8 +101,10 @@ void ks_sysfd_reopen_after_fork(struct ks_act *self)
 /* sa_destroy: the activation's thread ends. The caller holds vp->ks_claiming for good. */
 void ks_sysfd_close(struct ks_act *self)
 {
-	if (self->ks_sysfd >= 0)
+	if (self->ks_sysfd >= 0) {
 		ks_raw_syscall6(SYS_close, self->ks_sysfd, 0, 0, 0, 0, 0);
+		__atomic_sub_fetch(&sysfds, 1, __ATOMIC_RELAXED);
+	}
 	self->ks_sysfd = -1;
 }
 
