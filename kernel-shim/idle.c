@@ -23,7 +23,8 @@
  * The trap kicks only the standby of the CPU it runs on. A runner that moves to another CPU
  * between its load of ks_kick and its system call still shows the CPU it kicked (rseq is
  * rewritten only on the way out of the kernel), whose standby sees the call once that CPU is
- * idle. On a CPU that is never idle the watchdog's backstop (watchdog.c) sees it within ~1 ms.
+ * idle. On a CPU that is never idle the watchdog's backstop (watchdog.c) sees it at its next look
+ * (0.1 ms apart, up to 1 ms while the program makes progress).
  *
  * Where the process may make cpu cgroups, a VP gets a group of its own instead (vpgroup.c): a
  * standby per CPU that watches only that VP runs inside it, so that it gets the CPU the moment
