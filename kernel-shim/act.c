@@ -368,10 +368,10 @@ static void pool_put(struct ks_act *act)
 	pthread_mutex_unlock(&pool_lock);
 }
 
-/* Spin, then sleep, until someone gives this spare a task. */
-static void wait_for_task(struct ks_act *act)
+/* Spin (if `spin`), then sleep, until someone gives `act` a task (ks_act_give). */
+static void wait_given(struct ks_act *act, bool spin)
 {
-	uint64_t until = act->ks_spin_now ? ks_now_ns() + KS_SPIN_NS : 0;
+	uint64_t until = spin ? ks_now_ns() + KS_SPIN_NS : 0;
 	while (!__atomic_load_n(&act->ks_wake, __ATOMIC_ACQUIRE)) {
 		if (ks_now_ns() < until) {
 			ks_spin_pause();
@@ -396,8 +396,18 @@ static void spare_main(void *arg)
 			continue;
 		}
 		pool_put(act);
-		wait_for_task(act);
+		wait_given(act, act->ks_spin_now);
 	}
+}
+
+/* For an activation kept out of the pool (a VP group's standby or ready spare): sleep until a
+ * task is given, and run it. */
+void ks_act_run_given(struct ks_act *act)
+{
+	wait_given(act, false);
+	ks_task_fn *fn = act->ks_fn;
+	act->ks_fn = NULL;
+	fn(act, act->ks_arg);
 }
 
 /* Back to the pool on a fresh stack (the old frames belong to a finished flow). */

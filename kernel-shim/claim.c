@@ -203,12 +203,20 @@ bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int
 			ks_count_sync(vp, m, s);
 		return false;
 	}
-	ks_vp_ref(vp);
-	spare->ks_claim_m = m;
-	spare->ks_claim_s = s;
-	spare->ks_claim_by = by;
-	ks_act_give(spare, claim_task, vp);
+	ks_give_claim(spare, vp, m, s, by, claim_task);
 	return true;
+}
+
+/* Send `act` to claim call s of m on vp for detector `by` by running `task` (claim_task here, a
+ * VP group's own variant there); it holds a reference to the VP until its claim ends. */
+void ks_give_claim(struct ks_act *act, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
+		   int by, ks_task_fn *task)
+{
+	ks_vp_ref(vp);
+	act->ks_claim_m = m;
+	act->ks_claim_s = s;
+	act->ks_claim_by = by;
+	ks_act_give(act, task, vp);
 }
 
 /* A detector's look before it proposes a claim on evidence as weak as time alone: does the

@@ -211,6 +211,7 @@ extern unsigned long ks_max_activations;
 struct ks_act *ks_act_self_init(void);
 struct ks_act *ks_act_take(void);     /* a spare, or NULL: never creates a thread */
 struct ks_act *ks_act_take_near(int32_t cpu); /* the same, preferring one that slept on cpu */
+void ks_act_run_given(struct ks_act *act);
 struct ks_act *ks_act_wait_take(void); /* a spare, waiting for the spawner; NULL: none can come */
 bool ks_act_may_create(void);         /* one more activation may be born (movers too) */
 bool ks_act_exhausted(void);          /* no spare, and none can be made (limit, failure) */
@@ -264,6 +265,8 @@ void ks_claim_init(void);
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
 bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by, int32_t near);
 bool ks_runner_may_sleep(struct ks_vp *vp);
+void ks_give_claim(struct ks_act *act, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
+		   int by, ks_task_fn *task);
 bool ks_propose_due(const struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);
 void ks_proposed(struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);
 void ks_count_sync(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s);

@@ -179,16 +179,7 @@ static void kept_main(void *arg)
 	self->ks_next = kept;
 	kept = self;
 	pthread_mutex_unlock(&lock);
-	while (!__atomic_load_n(&self->ks_wake, __ATOMIC_ACQUIRE)) {
-		__atomic_store_n(&self->ks_sleeping, 1, __ATOMIC_SEQ_CST);
-		if (!__atomic_load_n(&self->ks_wake, __ATOMIC_SEQ_CST))
-			ks_futex_wait(&self->ks_wake, 0, NULL);
-		__atomic_store_n(&self->ks_sleeping, 0, __ATOMIC_RELAXED);
-	}
-	__atomic_store_n(&self->ks_wake, 0, __ATOMIC_RELAXED);
-	ks_task_fn *fn = self->ks_fn;
-	self->ks_fn = NULL;
-	fn(self, self->ks_arg);
+	ks_act_run_given(self);
 	/* back at SCHED_OTHER after all (a raised RLIMIT_NICE): an ordinary spare */
 	ks_act_become_spare(self);
 }
@@ -233,19 +224,6 @@ void ks_vpg_standby_leave(struct ks_act *self, struct ks_vpg *grp)
 
 /* Wait, inside the group, for the task the standby gives the ready spare (a claim), or the
  * last reference (leave_task). */
-static void wait_as_ready(struct ks_act *self)
-{
-	while (!__atomic_load_n(&self->ks_wake, __ATOMIC_ACQUIRE)) {
-		__atomic_store_n(&self->ks_sleeping, 1, __ATOMIC_SEQ_CST);
-		if (!__atomic_load_n(&self->ks_wake, __ATOMIC_SEQ_CST))
-			ks_futex_wait(&self->ks_wake, 0, NULL);
-		__atomic_store_n(&self->ks_sleeping, 0, __ATOMIC_RELAXED);
-	}
-	__atomic_store_n(&self->ks_wake, 0, __ATOMIC_RELAXED);
-	ks_task_fn *fn = self->ks_fn;
-	self->ks_fn = NULL;
-	fn(self, self->ks_arg);
-}
 
 /* A spare's task: move itself into the group and wait there as `ready`. It moves itself (a
  * tid of 0): the kernel then need not write-lock the process's thread-group lock, which a move
@@ -260,7 +238,7 @@ static void ready_task(struct ks_act *self, void *arg)
 	if (in && __atomic_compare_exchange_n(&grp->ready, &none, self, false, __ATOMIC_ACQ_REL,
 					      __ATOMIC_RELAXED)) {
 		put(grp); /* the last one drains `ready`: this spare gets leave_task */
-		wait_as_ready(self);
+		ks_act_run_given(self);
 		return;
 	}
 	put(grp);
@@ -296,11 +274,7 @@ bool ks_vpg_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
 	struct ks_act *spare = grp ? __atomic_exchange_n(&grp->ready, NULL, __ATOMIC_ACQ_REL) : NULL;
 	if (!spare) /* a pool spare: it moves in if it wins (ks_vpg_runner_changed) */
 		return ks_send_claimer(vp, m, s, by, -1);
-	ks_vp_ref(vp);
-	spare->ks_claim_m = m;
-	spare->ks_claim_s = s;
-	spare->ks_claim_by = by;
-	ks_act_give(spare, claim_task, vp);
+	ks_give_claim(spare, vp, m, s, by, claim_task);
 	return true;
 }
 
