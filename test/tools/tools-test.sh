@@ -5,8 +5,9 @@
 #   2. the same on a terminal: progress on one line that rewrites itself, cleared before results
 #   3. `make results` (scripts/results-tables.sh --update) with only pipebench.csv: the pipe
 #      section regenerated with its paper column, the other sections kept, and it says so
-#   4. scripts/timeline.sh on the paper's example: one label per box, the 5 ms wait drawn as a
-#      band, a window that keeps only what is inside it, an empty window refused
+#   4. scripts/timeline.sh on the paper's example: one label per box, rows of labels that neither
+#      touch nor leave their lane, the 5 ms wait drawn as a band, a key of its own for each kind of
+#      box, mark and arrow, a window that keeps only what is inside it, an empty window refused
 # Prints one line per check; exits 1 at the first failure. Timings are never checked.
 set -eu
 build=$(cd "${1:?usage: tools-test.sh BUILD}" && pwd)
@@ -97,6 +98,69 @@ awk -v total="$total" '{ t = $0; sub(/^[^"]*"/, "", t); sub(/"$/, "", t)
 	key = $2; x = $1 + 0; w = (length(t) * 6 + 8) * total / 1.01 / 1130
 	if ((key in end) && x < end[key] - 1e-9) { print "overlap: " $0; bad = 1 }
 	end[key] = x + w } END { exit bad }' "$work/tl/above.d" || fail "labels above the boxes overlap"
+# the legend: each kind of box, mark and arrow drawn has a key of its own, drawn with that kind's
+# colour or symbol (a key for a variable colour or symbol shows one sample, or none, for all)
+grep 'title' "$work/tl/plot.gp" | grep -q 'variable' && fail "a key for a variable colour or symbol: $(grep 'variable.*title' "$work/tl/plot.gp")"
+keys() { # file column, then what stands before the value on its plot line
+	for v in $(awk -v c="$2" '{ print $c }' "$work/tl/$1" | sort -u); do
+		grep "'[^']*/$1' using .*== $v ?" "$work/tl/plot.gp" | grep "$3 $v " | grep -q "title '[^']" ||
+			fail "no key of its own for $1's kind $v"
+	done
+}
+keys marks.d 3 'with points pt'
+keys spans.d 4 'lc rgb'
+keys flows.d 5 'lc rgb'
+nmarks=$(awk '{ print $3 }' "$work/tl/marks.d" | sort -u | wc -l)
+[ "$nmarks" -eq 3 ] || fail "the paper's example has BLOCKED, UNBLOCKED and completion marks, not $nmarks kinds"
+# the labels above the boxes (in DIR): two rows over one stretch of a lane far enough apart that
+# 8-point text (12 pixels from ascender to descender) leaves a clear gap, every row between its
+# lane's boxes and the next lane's, every label inside the plot; the bands' labels side by side
+# or apart. Prints how many rows the most crowded lane has, and how many labels end at the edge.
+placed() {
+	lane_px=$(sed -n 's/^lane_px //p' "$1/geometry" 2>/dev/null) box=$(sed -n 's/^box //p' "$1/geometry" 2>/dev/null)
+	ymax=$(sed -n 's/^ymax //p' "$1/geometry" 2>/dev/null) xmax=$(sed -n 's/^xmax //p' "$1/geometry" 2>/dev/null)
+	plot_px=$(sed -n 's/^plot_px //p' "$1/geometry" 2>/dev/null)
+	[ -n "$lane_px" ] && [ -n "$box" ] && [ -n "$ymax" ] && [ -n "$xmax" ] && [ -n "$plot_px" ] ||
+		fail "timeline.sh left no geometry in $1"
+	awk -v px="$lane_px" -v box="$box" -v ymax="$ymax" -v xmax="$xmax" -v plot_px="$plot_px" '
+	{ t = $0; sub(/^[^"]*"/, "", t); sub(/"$/, "", t)
+	  n++; x[n] = $1; y[n] = $2; w[n] = (length(t) * 6 + 8) * xmax / 1.01 / plot_px; l[n] = int($2 + 1e-9)
+	  if ((y[n] - l[n] - box) * px < 6 || (l[n] + 1 - box - y[n]) * px < 6 || (ymax - y[n]) * px < 6) {
+		print "outside its lane: " $0 >"/dev/stderr"; bad = 1 }
+	  if (x[n] + w[n] > xmax + xmax / 1.01 / plot_px / 2) { print "past the right edge: " $0 >"/dev/stderr"; bad = 1 }
+	  if (x[n] + w[n] > xmax - xmax / 1.01 / plot_px) edge++
+	  if (!((l[n], y[n]) in row)) { row[l[n], y[n]] = 1; if (++rows[l[n]] > most) most = rows[l[n]] } }
+	END { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+		if (l[i] == l[j] && y[i] != y[j] && x[i] < x[j] + w[j] && x[j] < x[i] + w[i] &&
+		    (y[i] > y[j] ? y[i] - y[j] : y[j] - y[i]) * px < 16) {
+			printf "rows %.1f pixels apart: %s at %s and %s\n", (y[i] - y[j]) * px, x[i], y[i], y[j] >"/dev/stderr"
+			bad = 1 }
+	      print most + 0, edge + 0; exit bad }' "$1/above.d" || fail "the rows of labels above the boxes touch or leave their lane ($1)"
+	sed -n 's/^set label [0-9]* "no event\\n\([0-9.]*\) ms" at \([-0-9.]*\), \([0-9.]*\) .*/\1 \2 \3/p' "$1/axis" >"$1/bands"
+	[ "$(wc -l <"$1/bands")" -eq "$(grep -c '^set object' "$1/axis")" ] || fail "a band without its label: $(cat "$1/axis")"
+	awk -v unit="$xmax" -v plot_px="$plot_px" '{ n++; x[n] = $2; y[n] = $3; w[n] = 56 * unit / 1.01 / plot_px }
+	END { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+		if (y[i] == y[j] && (x[i] > x[j] ? x[i] - x[j] : x[j] - x[i]) < (w[i] + w[j]) / 2) { print "bands " i " and " j; bad = 1 }
+	      exit bad }' "$1/bands" || fail "the labels of two bands overlap ($1)"
+}
+placed "$work/tl" >/dev/null
+# the same on a timeline made to need them: three calls that start within 2 us on one kernel
+# thread (their labels stack three rows high) and two more at the right edge
+{
+	echo '{"traceEvents":['
+	for e in "11 100.000 0.300 laio_poll" "11 100.500 0.700 write" "11 101.300 6.000 write h1" \
+		"12 0.000 198.000 write" "11 199.000 0.300 laio_poll" "11 199.500 0.500 write"; do
+		set -- $e
+		printf '{"ph":"X","cat":"laio","name":"%s","pid":1,"tid":%s,"ts":%s,"dur":%s,"args":{%s}},\n' \
+			"$4" "$1" "$2" "$3" "${5:+\"handle\":\"$5\"}"
+	done
+	echo '{"ph":"M","cat":"laio","name":"thread_name","pid":1,"tid":11,"ts":0.000,"args":{"name":"vp0 runner (kt 11)"}}],"displayTimeUnit":"ms"}'
+} >"$work/stack.json"
+TIMELINE_DATA="$work/tls" sh scripts/timeline.sh "$work/stack.json" "$work/stack.png" >/dev/null ||
+	fail "timeline.sh on $work/stack.json"
+set -- $(placed "$work/tls")
+[ "$1" -ge 3 ] && [ "$2" -ge 1 ] ||
+	fail "the made timeline stacks $1 rows (not 3) and ends $2 labels at the right edge: $(cat "$work/tls/above.d")"
 first=$(awk 'NR == 1 { print $1 }' "$work/tl/spans.d")
 TIMELINE_DATA="$work/tlw" sh scripts/timeline.sh "$work/paper.json" "$work/window.png" t 0 1 >/dev/null ||
 	fail "timeline.sh with the window 0 to 1 ms"
@@ -106,4 +170,4 @@ if sh scripts/timeline.sh "$work/paper.json" "$work/none.png" t 100000 100001 >/
 	fail "an empty window drew a picture"
 fi
 grep -q 'no spans' "$work/none.err" || fail "an empty window: $(cat "$work/none.err")"
-ok "timeline: $spans boxes, one label each, no two overlapping; the 5 ms wait a band; window 0-1 ms: $wspans boxes; an empty window refused (first box at $first)"
+ok "timeline: $spans boxes, one label each, no two overlapping, rows apart and inside their lanes; the 5 ms wait a band; a key for each kind of box, mark and arrow; window 0-1 ms: $wspans boxes; an empty window refused (first box at $first)"
