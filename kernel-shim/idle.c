@@ -78,6 +78,7 @@ static bool look(struct ks_vp *vp, int32_t cpu)
 	struct ks_act *runner = __atomic_load_n(&vp->ks_runner, __ATOMIC_ACQUIRE);
 	if (ks_cpu_of(runner) != cpu)
 		return false;
+	ks_backstop_covered(vp, ks_now_ns());
 	struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE);
 	uint64_t s = m ? __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) : 0;
 	if (!(s & 1))

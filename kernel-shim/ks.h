@@ -93,7 +93,11 @@ struct ks_detector;
 
 /* Each detector's own part of a VP: only its file touches it. */
 struct ks_vp_upcall { struct ks_act *standby; };          /* who receives the VP's notices */
-struct ks_vp_watchdog { struct ks_seen look, claimed; };  /* the last look; the last claim sent */
+struct ks_vp_watchdog {
+	struct ks_seen look, claimed;  /* the last look; the last claim sent */
+	uint64_t covered_ns;          /* when a standby of the runner's CPU last looked (the
+					 backstop leaves its calls to it for a while) */
+};
 struct ks_vp_idle { struct ks_seen claimed; void *own; }; /* the call last proposed; the
 								    VP's own standbys, one per CPU,
 								    when it has a cpu cgroup */
@@ -335,9 +339,10 @@ void ks_detector_disarm(struct ks_vp *vp);
 const char *ks_detector_name(struct ks_vp *vp, long nr);
 void ks_detectors_atfork_child(void);
 /* watchdog.c: what the watchdog does for a VP (ks_vp.ks_watch): nothing; a backstop (a call
- * still in progress ~0.5 ms after it was first seen is claimed); the detector (two looks) */
+ * found with its runner asleep is claimed, unless a standby covers it); the detector (two looks) */
 enum { KS_WATCH_NONE, KS_WATCH_BACKSTOP, KS_WATCH_DETECT };
 int ks_watchdog_watch(struct ks_vp *vp, int how);
+void ks_backstop_covered(struct ks_vp *vp, uint64_t now);
 int ks_watchdog_start(void);
 /* vpgroup.c: a VP's cpu cgroup, holding its runner, the idle standbys that watch it (one per
  * CPU) and a spare that will claim it. Made at the idle detector's arm, given up at its disarm;

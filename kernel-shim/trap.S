@@ -11,6 +11,11 @@
  */
 #include "ks-offsets.h"
 
+/* T5 spins this many pauses (1-4 us) before it yields: a claimer on another CPU decides within
+ * that, and one on this CPU (a pinned program; the claimer woke where the runner blocked) cannot
+ * decide until the runner gives the CPU up. A longer spin only delays it there. */
+#define T5_SPIN 64
+
 	.text
 
 /* The system call's arguments (all in caller-saved registers) around a call into C or the
@@ -110,7 +115,7 @@ ks_trap_window_end:
 	/* T5: wait for the claimer's verdict on call s (it is between its confirmation and its
 	   verdict store: a few hundred ns, unless it was preempted) */
 	movq	%rax, %rbx			/* the raw result */
-	movl	$1024, %r15d
+	movl	$T5_SPIN, %r15d
 1:	movq	TM_VERDICT(%r13), %rcx
 	movq	%rcx, %rdx
 	shrq	$1, %rdx
@@ -121,7 +126,7 @@ ks_trap_window_end:
 	jnz	1b
 	movl	$24, %eax			/* SYS_sched_yield: the claimer may need this CPU */
 	syscall
-	movl	$1024, %r15d
+	movl	$T5_SPIN, %r15d
 	jmp	1b
 2:	testq	$1, %rcx
 	jnz	.Llost

@@ -37,6 +37,7 @@
 #define WD_IDLE_SLEEP_NS 50000000u
 #define BACKSTOP_NS 100000u
 #define BACKSTOP_EASE_NS 1000000u
+#define COVER_NS 1000000u
 
 enum { WD_AWAKE, WD_ASLEEP };
 static uint32_t wd_state;        /* futex: WD_ASLEEP while it sleeps */
@@ -56,6 +57,23 @@ static int role(const struct ks_vp *vp)
 	case KS_WATCH_BACKSTOP: return LOOK_BACKSTOP;
 	}
 	return LOOK_IDLE;
+}
+
+/* A standby of the CPU vp's runner shows looked at vp less than COVER_NS ago: that CPU goes
+ * idle, and a call that blocks there is the standby's to notice within microseconds. */
+static bool covered(const struct ks_vp_watchdog *w, uint64_t now)
+{
+	uint64_t t = __atomic_load_n(&w->covered_ns, __ATOMIC_RELAXED);
+	return now - t < COVER_NS;
+}
+
+/* From a standby looking at vp, whose runner shows the standby's CPU. A store only every few
+ * microseconds: a standby on an idle CPU looks in a loop. */
+void ks_backstop_covered(struct ks_vp *vp, uint64_t now)
+{
+	uint64_t *t = &vp->ks_wd.covered_ns;
+	if (now - __atomic_load_n(t, __ATOMIC_RELAXED) > COVER_NS / 64)
+		__atomic_store_n(t, now, __ATOMIC_RELAXED);
 }
 
 /* One look at one VP at time `now`; returns what it asks of the next look's delay. */
@@ -81,6 +99,8 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 	}
 	if (!ks_propose_due(&w->claimed, m, s, now))
 		return r;
+	if (r == LOOK_BACKSTOP && covered(w, now))
+		return LOOK_PROGRESS; /* a standby sees this CPU idle: the call is its to notice */
 	if (r == LOOK_BACKSTOP && !ks_runner_may_sleep(vp))
 		return first ? LOOK_PROGRESS : r; /* another call, and it runs: progress */
 	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE, -1))
