@@ -16,13 +16,16 @@
  * the looks back off, doubling up to BACKSTOP_EASE_NS apart: a server that is inside some call
  * most of the time (each recv and send goes through the trap) would otherwise wake the watchdog
  * every BACKSTOP_NS on the CPU it shares with the runner, for nothing (measured on the web
- * server: a quarter of its CPU time at 4,000 looks a second). None of it costs anything while no
- * call is in progress. On an idle CPU the standby is ~10 times faster than a look; a look that
- * falls in its few microseconds proposes a second claim, which finds the call taken.
+ * server: a quarter of its CPU time at 4,000 looks a second). A VP whose CPU a standby found
+ * idle in the last COVER_NS is left to that standby (ks_backstop_covered): a call that blocks
+ * there is noticed in microseconds, and the look reads no /proc file and proposes nothing. While
+ * no call is in progress the looks also ease to BACKSTOP_EASE_NS apart (a call that starts in the
+ * gap is looked at within it), and after BACKSTOP_QUIET_SLEEP_NS of that the watchdog sleeps
+ * until a trap kicks it (below).
  *
- * After 50 ms with nothing in a call the watchdog sleeps on a futex with its bit set in every
- * ks_kick word (W1), pays a membarrier (W2) and looks once more (W3); the first trap that loads
- * the bit wakes it (kick).
+ * After 50 ms with nothing in a call (5 ms for backstopped VPs) the watchdog sleeps on a futex
+ * with its bit set in every ks_kick word (W1), pays a membarrier (W2) and looks once more (W3);
+ * the first trap that loads the bit wakes it (kick).
  */
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
@@ -38,6 +41,7 @@
 #define BACKSTOP_NS 100000u
 #define BACKSTOP_EASE_NS 1000000u
 #define COVER_NS 1000000u
+#define BACKSTOP_QUIET_SLEEP_NS 5000000u
 
 enum { WD_AWAKE, WD_ASLEEP };
 static uint32_t wd_state;        /* futex: WD_ASLEEP while it sleeps */
@@ -45,7 +49,7 @@ static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t wd_pid;             /* the process whose watchdog runs (a forked child starts its own) */
 
 /* ordered by urgency: look() returns the most urgent of its VPs' */
-enum { LOOK_IDLE, LOOK_PROGRESS, LOOK_BACKSTOP, LOOK_BUSY };
+enum { LOOK_IDLE, LOOK_QUIET, LOOK_PROGRESS, LOOK_BACKSTOP, LOOK_BUSY };
 
 /* How the watchdog treats vp: not at all, as a backstop, or as its detector. */
 static int role(const struct ks_vp *vp)
@@ -87,7 +91,7 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 	struct ks_vp_watchdog *w = &vp->ks_wd;
 	if (!(s & 1)) {
 		w->look.m = NULL;
-		return LOOK_IDLE;
+		return r == LOOK_BACKSTOP ? LOOK_QUIET : LOOK_IDLE;
 	}
 	bool first = !ks_seen_is(&w->look, m, s);
 	if (first) {
@@ -108,8 +112,8 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 	return r;
 }
 
-/* One look at every VP. Returns the most urgent need: LOOK_BUSY, LOOK_BACKSTOP, LOOK_PROGRESS
- * or LOOK_IDLE. */
+/* One look at every VP. Returns the most urgent need: LOOK_BUSY, LOOK_BACKSTOP, LOOK_PROGRESS,
+ * LOOK_QUIET (a backstopped VP with no call in progress) or LOOK_IDLE. */
 static int look(void)
 {
 	int need = LOOK_IDLE;
@@ -139,7 +143,7 @@ static void sleep_until_kicked(void)
 	__atomic_store_n(&wd_state, WD_ASLEEP, __ATOMIC_SEQ_CST);
 	ks_kick_set_all(SA_DETECT_WATCHDOG, true);                                  /* W1 */
 	ks_raw_syscall6(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0); /* W2 */
-	if (look() == LOOK_IDLE)                                                     /* W3 */
+	if (look() <= LOOK_QUIET)                                                    /* W3 */
 		while (__atomic_load_n(&wd_state, __ATOMIC_ACQUIRE) == WD_ASLEEP)
 			ks_futex_wait(&wd_state, WD_ASLEEP, NULL);
 	__atomic_store_n(&wd_state, WD_AWAKE, __ATOMIC_SEQ_CST);
@@ -153,7 +157,8 @@ static void watchdog_task(struct ks_act *self, void *arg)
 	self->ks_role = KS_STANDBY;
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the default 50 us slack would dominate */
 	for (;;) {
-		switch (look()) {
+		int need = look();
+		switch (need) {
 		case LOOK_BUSY:
 			delay = WD_MIN_NS;
 			idle = 0;
@@ -167,11 +172,15 @@ static void watchdog_task(struct ks_act *self, void *arg)
 			      : delay * 2 > BACKSTOP_EASE_NS ? BACKSTOP_EASE_NS : delay * 2;
 			idle = 0;
 			break;
+		case LOOK_QUIET:
+			delay = delay * 2 > BACKSTOP_EASE_NS ? BACKSTOP_EASE_NS : delay * 2;
+			idle += delay;
+			break;
 		default:
 			delay = delay * 2 > WD_MAX_NS ? WD_MAX_NS : delay * 2;
 			idle += delay;
 		}
-		if (idle >= WD_IDLE_SLEEP_NS) {
+		if (idle >= (need == LOOK_QUIET ? BACKSTOP_QUIET_SLEEP_NS : WD_IDLE_SLEEP_NS)) {
 			sleep_until_kicked();
 			idle = 0;
 			delay = WD_MIN_NS;

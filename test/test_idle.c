@@ -98,6 +98,76 @@ Test(idle, standby_follows_the_runner_and_user_code_stays_normal)
 	with_detector(LAIO_DETECT_IDLE, follows_body, NULL);
 }
 
+/* The kernel's struct sched_attr (its header clashes with glibc's struct sched_param). */
+struct attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t prio;
+	uint64_t runtime, deadline, period;
+	uint32_t umin, umax;
+};
+
+static int get_attr(struct attr *a)
+{
+	memset(a, 0, sizeof *a);
+	return (int)syscall(SYS_sched_getattr, 0, a, sizeof *a, 0);
+}
+
+/* Does this kernel keep a per-thread slice (EEVDF's custom slice, Linux 6.12)? Asked of a
+ * scratch thread, which sets one and reads it back. */
+static void *slice_probe(void *arg)
+{
+	struct attr a;
+	if (get_attr(&a) != 0)
+		return NULL;
+	a.size = sizeof a;
+	a.flags = 0;
+	a.runtime = 200000;
+	if (syscall(SYS_sched_setattr, 0, &a, 0) != 0 || get_attr(&a) != 0)
+		return NULL;
+	*(bool *)arg = a.runtime == 200000;
+	return NULL;
+}
+
+/* A flow handed to an activation keeps its policy and nice value, and runs with the short slice
+ * that lets a claimer woken beside a CPU-bound thread run at once (kernel-shim/act.c). */
+static void slice_body(void *arg)
+{
+	(void)arg;
+	bool kept = false;
+	pthread_t t;
+	pthread_create(&t, NULL, slice_probe, &kept);
+	pthread_join(t, NULL);
+	int p[2];
+	make_pipe(p);
+	struct attr before, after;
+	cr_assert_eq(get_attr(&before), 0);
+	cr_expect(blocking_read(p), "the read went to the background");
+	cr_assert_eq(get_attr(&after), 0);
+	cr_expect_eq(after.policy, before.policy, "policy %u after the hand-off, %u before",
+		     after.policy, before.policy);
+	cr_expect_eq(after.nice, before.nice, "nice %d after the hand-off, %d before", after.nice,
+		     before.nice);
+	if (kept)
+		cr_expect_eq(after.runtime, 100000, "the activation's slice: %llu ns",
+			     (unsigned long long)after.runtime);
+	else
+		cr_log_info("this kernel keeps no per-thread slice: only policy and nice checked");
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(idle, activations_ask_for_a_short_slice_and_keep_the_nice_value)
+{
+	need_idle();
+	errno = 0;
+	int nice_was = getpriority(PRIO_PROCESS, 0);
+	cr_assert_eq(setpriority(PRIO_PROCESS, 0, 3), 0); /* inherited by the threads made below */
+	with_detector(LAIO_DETECT_IDLE, slice_body, NULL);
+	setpriority(PRIO_PROCESS, 0, nice_was);
+}
+
 /* A process that used LAIO and then does nothing costs (nearly) no CPU: the standby sleeps. */
 static double cpu_seconds(void)
 {
