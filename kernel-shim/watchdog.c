@@ -47,6 +47,7 @@ enum { WD_AWAKE, WD_ASLEEP };
 static uint32_t wd_state;        /* futex: WD_ASLEEP while it sleeps */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t wd_pid;             /* the process whose watchdog runs (a forked child starts its own) */
+static struct ks_act *wd_act;    /* its activation */
 
 /* ordered by urgency: look() returns the most urgent of its VPs' */
 enum { LOOK_IDLE, LOOK_QUIET, LOOK_PROGRESS, LOOK_BACKSTOP, LOOK_BUSY };
@@ -80,6 +81,19 @@ void ks_backstop_covered(struct ks_vp *vp, uint64_t now)
 		__atomic_store_n(t, now, __ATOMIC_RELAXED);
 }
 
+/* Where to wake the claimer: away from the watchdog's own CPU where there is another. A claimer
+ * woken here preempts the watchdog, which then waits, runnable but behind its lag, for the next
+ * tick while a CPU hog runs here (4 ms at HZ=250), and the next call that blocks waits for its
+ * look as long. A spare that slept on another CPU is woken there. */
+static int32_t claimer_cpu(void)
+{
+	static int ncpu;
+	if (!ncpu)
+		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	int32_t here = ks_cpu_of(wd_act);
+	return ncpu > 1 && here >= 0 ? (here + 1) % ncpu : -1;
+}
+
 /* One look at one VP at time `now`; returns what it asks of the next look's delay. */
 static int look_at(struct ks_vp *vp, uint64_t now)
 {
@@ -107,7 +121,8 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 		return LOOK_PROGRESS; /* a standby sees this CPU idle: the call is its to notice */
 	if (r == LOOK_BACKSTOP && !ks_runner_may_sleep(vp))
 		return first ? LOOK_PROGRESS : r; /* another call, and it runs: progress */
-	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE, -1))
+	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE,
+			    claimer_cpu()))
 		ks_proposed(&w->claimed, m, s, now);
 	return r;
 }
@@ -155,6 +170,7 @@ static void watchdog_task(struct ks_act *self, void *arg)
 	uint64_t delay = WD_MIN_NS, idle = 0;
 	(void)arg;
 	self->ks_role = KS_STANDBY;
+	wd_act = self;
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the default 50 us slack would dominate */
 	for (;;) {
 		int need = look();
