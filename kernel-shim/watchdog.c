@@ -19,13 +19,14 @@
  * server: a quarter of its CPU time at 4,000 looks a second). A VP whose CPU a standby found
  * idle in the last COVER_NS is left to that standby (ks_backstop_covered): a call that blocks
  * there is noticed in microseconds, and the look reads no /proc file and proposes nothing. While
- * no call is in progress the looks also ease to BACKSTOP_EASE_NS apart (a call that starts in the
- * gap is looked at within it), and after BACKSTOP_QUIET_SLEEP_NS of that the watchdog sleeps
- * until a trap kicks it (below).
+ * no call is in progress the looks stay at most BACKSTOP_EASE_NS apart for BACKSTOP_QUIET_NS (a
+ * program that makes calls with short gaps gets each looked at within a millisecond), then back
+ * off as the detector's do.
  *
- * After 50 ms with nothing in a call (5 ms for backstopped VPs) the watchdog sleeps on a futex
- * with its bit set in every ks_kick word (W1), pays a membarrier (W2) and looks once more (W3);
- * the first trap that loads the bit wakes it (kick).
+ * After 50 ms with nothing in a call the watchdog sleeps on a futex with its bit set in every
+ * ks_kick word (W1), pays a membarrier (W2) and looks once more (W3); the first trap that loads
+ * the bit wakes it (kick). Not sooner: the kicked watchdog preempts the runner on its CPU, which
+ * costs the first call after the sleep ~30 us here.
  */
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
@@ -41,7 +42,7 @@
 #define BACKSTOP_NS 100000u
 #define BACKSTOP_EASE_NS 1000000u
 #define COVER_NS 1000000u
-#define BACKSTOP_QUIET_SLEEP_NS 5000000u
+#define BACKSTOP_QUIET_NS 5000000u
 
 enum { WD_AWAKE, WD_ASLEEP };
 static uint32_t wd_state;        /* futex: WD_ASLEEP while it sleeps */
@@ -173,8 +174,7 @@ static void watchdog_task(struct ks_act *self, void *arg)
 	wd_act = self;
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the default 50 us slack would dominate */
 	for (;;) {
-		int need = look();
-		switch (need) {
+		switch (look()) {
 		case LOOK_BUSY:
 			delay = WD_MIN_NS;
 			idle = 0;
@@ -188,15 +188,18 @@ static void watchdog_task(struct ks_act *self, void *arg)
 			      : delay * 2 > BACKSTOP_EASE_NS ? BACKSTOP_EASE_NS : delay * 2;
 			idle = 0;
 			break;
-		case LOOK_QUIET:
-			delay = delay * 2 > BACKSTOP_EASE_NS ? BACKSTOP_EASE_NS : delay * 2;
-			idle += delay;
-			break;
+		case LOOK_QUIET: /* a call that starts soon after the last is looked at soon */
+			if (idle < BACKSTOP_QUIET_NS) {
+				delay = delay * 2 > BACKSTOP_EASE_NS ? BACKSTOP_EASE_NS : delay * 2;
+				idle += delay;
+				break;
+			}
+			/* fall through */
 		default:
 			delay = delay * 2 > WD_MAX_NS ? WD_MAX_NS : delay * 2;
 			idle += delay;
 		}
-		if (idle >= (need == LOOK_QUIET ? BACKSTOP_QUIET_SLEEP_NS : WD_IDLE_SLEEP_NS)) {
+		if (idle >= WD_IDLE_SLEEP_NS) {
 			sleep_until_kicked();
 			idle = 0;
 			delay = WD_MIN_NS;
