@@ -121,6 +121,7 @@ int sa_create(struct sa_mailbox *mb)
 	pthread_sigmask(SIG_UNBLOCK, &cancel, NULL);
 	ks_umask_refresh();
 	mb->sa_vp = vp;
+	vp->ks_vg_upcall = sa_vg_stack_register(mb->sa_stack, mb->sa_stacksize);
 	cds_wfcq_init(&mb->sa_completed_head, &mb->sa_completed_tail);
 	ks_pool_init();
 	ks_sysfd_open(act); /* the claims of this VP's calls confirm with it */
@@ -148,6 +149,7 @@ void sa_destroy(struct sa_mailbox *mb)
 
 void sa_free(struct sa_mailbox *mb)
 {
+	sa_vg_stack_forget(mb->sa_vp->ks_vg_upcall); /* the caller may free the stack next */
 	ks_vp_free(mb->sa_vp);
 	mb->sa_vp = NULL;
 }

@@ -61,6 +61,7 @@ static struct ks_act *act_alloc(void)
 	}
 	mprotect(stk, 4096, PROT_NONE); /* guard page: an overflow faults, it does not corrupt */
 	act->ks_kstack_top = (char *)stk + KS_KSTACK_SIZE;
+	act->ks_vg_stack = sa_vg_stack_register((char *)stk + 4096, KS_KSTACK_SIZE - 4096);
 	act->ks_perf_fd = -1;
 	act->ks_sysfd = -1;
 	pthread_mutex_lock(&pool_lock);
@@ -482,5 +483,6 @@ void ks_act_retire(struct ks_act *act)
 {
 	act->ks_role = KS_BLOCKED;
 	ks_rseq_drop(act); /* the caller is its kernel thread */
+	sa_vg_stack_forget(act->ks_vg_stack);
 	munmap((char *)act->ks_kstack_top - KS_KSTACK_SIZE, KS_KSTACK_SIZE);
 }

@@ -36,6 +36,7 @@
 #include <sys/types.h>
 #include <linux/rseq.h>
 #include "../activation/sa.h"
+#include "../activation/sa-valgrind.h"
 
 #define KS_KSTACK_SIZE (256 * 1024)
 #define KS_SPIN_NS 20000 /* spin this long before a futex sleep: a cross-CPU wakeup costs ~39 us */
@@ -74,6 +75,7 @@ struct ks_act {
 					  T6 when it lost the VP, or when it stops being a claimer */
 	struct ks_act *ks_next;        /* in the pool */
 	struct ks_act *ks_all_next;    /* in the list of every activation */
+	unsigned ks_vg_stack;          /* its own stack's id for memcheck (sa-valgrind.h) */
 };
 
 /* A call a detector already acted on: (mailbox, tm_sys) names one call of one flow. For a
@@ -130,6 +132,7 @@ struct ks_vp {
 	int ks_cgroup;                 /* 1: a cpu cgroup of its own where the process may make
 					  one (sa_set_cgroup); 0: not */
 	struct ks_vpg *ks_grp;         /* that cgroup while the idle detector watches the VP */
+	unsigned ks_vg_upcall;         /* the mailbox's upcall stack's id for memcheck */
 };
 
 /* How sa_syscall() runs a call of a given number (ks_vp.ks_route). */

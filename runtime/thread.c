@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "rt-internal.h"
+#include "../activation/sa-valgrind.h"
 
 static uint32_t pool_lk;
 static struct rt_thread *pool;
@@ -52,6 +53,8 @@ static struct rt_thread *thread_get(size_t size)
 		errno = e;
 		return NULL;
 	}
+	/* pooled with its stack for the process's life: never forgotten */
+	sa_vg_stack_register(t->stack.lo, t->stack.size);
 	return t;
 }
 
