@@ -29,7 +29,10 @@ check() {
 	case $name in idle*) model=$here/idle.pml ;; esac  # the idle detector's standby
 	mkdir -p "$d" && cp "$model" "$d/" || return
 	cd "$d" || return
-	if [ "$expect" = ok ]; then opt=-O2; else opt=-O0; fi  # small searches: compile fast
+	# small searches: compile fast; the correct models store 16 million states: a hash table of
+	# 2^26 slots (512 MB) instead of pan's 2^24 resolves a fifth as many conflicts, ~10% faster
+	local hash=""
+	if [ "$expect" = ok ]; then opt=-O2; hash=-w26; else opt=-O0; fi
 	if [ "$mode" = safety ]; then
 		cflags="-DSAFETY -DNOCLAIM"; runflags=""
 	else
@@ -42,7 +45,7 @@ check() {
 		>gcc.log 2>&1; then
 		detail="gcc failed: $(head -n 3 gcc.log | tr '\n' ' ')"
 	else
-		./pan -m500000 $runflags >pan.log 2>&1
+		./pan -m500000 $hash $runflags >pan.log 2>&1
 		local states errors first
 		states=$(awk '/states, stored/ { print $1; exit }' pan.log)
 		errors=$(sed -n 's/.*errors: \([0-9][0-9]*\).*/\1/p' pan.log | head -n 1)
