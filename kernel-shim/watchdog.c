@@ -30,6 +30,7 @@
  */
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
@@ -86,13 +87,21 @@ void ks_backstop_covered(struct ks_vp *vp, uint64_t now)
  * woken here preempts the watchdog, which then waits, runnable but behind its lag, for the next
  * tick while a CPU hog runs here (4 ms at HZ=250), and the next call that blocks waits for its
  * look as long. A spare that slept on another CPU is woken there. */
+static cpu_set_t wd_cpus; /* where the watchdog may run (its creator's mask): read with a system
+			   call, not sysconf, which opens a file and could take, for a moment, the
+			   number the program's next open() should get */
+
 static int32_t claimer_cpu(void)
 {
-	static int ncpu;
-	if (!ncpu)
-		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	int32_t here = ks_cpu_of(wd_act);
-	return ncpu > 1 && here >= 0 ? (here + 1) % ncpu : -1;
+	if (here < 0 || here >= CPU_SETSIZE)
+		return -1;
+	for (int32_t i = 1; i < CPU_SETSIZE; i++) {
+		int32_t c = (here + i) % CPU_SETSIZE;
+		if (CPU_ISSET(c, &wd_cpus))
+			return c;
+	}
+	return -1;
 }
 
 /* One look at one VP at time `now`; returns what it asks of the next look's delay. */
@@ -172,6 +181,8 @@ static void watchdog_task(struct ks_act *self, void *arg)
 	(void)arg;
 	self->ks_role = KS_STANDBY;
 	wd_act = self;
+	if (sched_getaffinity(0, sizeof wd_cpus, &wd_cpus) != 0)
+		CPU_ZERO(&wd_cpus);
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the default 50 us slack would dominate */
 	for (;;) {
 		switch (look()) {
