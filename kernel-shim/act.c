@@ -87,44 +87,11 @@ struct ks_act *ks_act_self_init(void)
 
 static void spare_main(void *arg);
 
-/*
- * An activation asks for a short time slice (EEVDF's per-task slice, Linux 6.12 and later; older
- * kernels ignore the field): its deadline comes early, so when it wakes beside a CPU-bound thread
- * of its weight the scheduler runs it at once instead of at the next tick (4 ms at HZ=250). The
- * watchdog's backstop and the claimer it wakes are two such wakeups between a block and its
- * notice. Its share of the CPU is unchanged; the policy and nice value stay the creator's.
- */
-#define ACT_SLICE_NS 100000u
-
-struct act_sched_attr { /* the kernel's struct sched_attr (<linux/sched/types.h> clashes with
-			   glibc's struct sched_param) */
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-	uint32_t sched_util_min, sched_util_max;
-};
-
-static void ask_short_slice(void)
-{
-	struct act_sched_attr a;
-	memset(&a, 0, sizeof a);
-	if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0 ||
-	    (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH))
-		return;
-	a.size = sizeof a;
-	a.sched_flags = 0;
-	a.sched_runtime = ACT_SLICE_NS;
-	syscall(SYS_sched_setattr, 0, &a, 0);
-}
-
 static void *act_start(void *arg)
 {
 	struct ks_act *act = arg;
 	act->ks_fs = ks_get_fs();
 	act->ks_spin = ks_may_spin();
-	ask_short_slice();
 	ks_rseq_own(act);
 	/* a thread starts in its creator's cpu cgroup, which may be a VP's (vpgroup.c) when a
 	   runner starts it for a task of its own (the watchdog). Spares come from the spawner, in

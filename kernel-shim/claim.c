@@ -156,7 +156,7 @@ bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, u
 		__atomic_fetch_add(&mb->sa_spurious[by], 1, __ATOMIC_RELAXED);
 		return false;
 	}
-	if ((asleep < 0 && !full_barrier_everywhere()) ||
+	if ((asleep != 1 && !full_barrier_everywhere()) ||
 	    __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) != s) {                /* C3 */
 		decide(vp, m, s, false);
 		KS_COUNT(claims_lost);
@@ -220,17 +220,18 @@ void ks_give_claim(struct ks_act *act, struct ks_vp *vp, struct sa_thr_mailbox *
 }
 
 /* A detector's look before it proposes a claim on evidence as weak as time alone: does the
- * runner sleep now? Read under ks_claiming (the descriptor is only read so); a claim under way,
- * or no way to tell, is a "maybe": the claim itself confirms. */
-bool ks_runner_may_sleep(struct ks_vp *vp)
+ * runner sleep now? Read under ks_claiming (the descriptor is only read so). 1: it sleeps, or a
+ * claim is under way (that claim confirms); 0: it runs; -1: no way to tell (no /proc file it
+ * may read, as in a process that gave up root), where the claim cannot confirm either. */
+int ks_runner_sleeps(struct ks_vp *vp)
 {
 	uint32_t zero = 0;
 	if (!__atomic_compare_exchange_n(&vp->ks_claiming, &zero, 1, false, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
-		return true;
+		return 1;
 	int asleep = ks_runner_asleep(vp->ks_runner);
 	__atomic_store_n(&vp->ks_claiming, 0, __ATOMIC_RELEASE);
-	return asleep != 0;
+	return asleep == KS_ASLEEP_UNORDERED ? 1 : asleep;
 }
 
 /*

@@ -25,6 +25,7 @@
  */
 #include <sys/syscall.h>
 #include <sys/resource.h>
+#include <errno.h>
 #include <fcntl.h>
 #include "ks.h"
 
@@ -69,6 +70,12 @@ void ks_sysfd_open(struct ks_act *self)
 	}
 	long fd = ks_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/thread-self/syscall",
 				  O_RDONLY | O_CLOEXEC, 0, 0, 0);
+	/* A process that gave up root may not open its own syscall file (it is the old owner's);
+	   stat is world-readable and still tells a sleeping thread from a runnable one */
+	self->ks_sysfd_stat = fd == -EACCES;
+	if (fd == -EACCES)
+		fd = ks_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/thread-self/stat",
+				     O_RDONLY | O_CLOEXEC, 0, 0, 0);
 	long high = fd < 0 ? -1
 			   : ks_raw_syscall6(SYS_fcntl, fd, F_DUPFD_CLOEXEC, high_fd_floor(limit), 0,
 					     0, 0);
@@ -121,6 +128,25 @@ static bool says_in_call(const char *buf, long n)
 /* 1: `runner` sleeps in a system call, off its CPU, as seen after everything this thread stored
  * before; 0: it runs, was preempted, or sleeps outside a call; -1: this cannot be told here.
  * Under vp->ks_claiming it is the claim's C2; without it, a hint (the claim asks again). */
+/* The stat file: "TID (comm) S ..."; the state follows the last ')' (comm may hold any). S and D
+ * sleep; R runs or waits for a CPU. Read without the runner's run-queue lock: no order. */
+static int stat_says(int fd)
+{
+	char buf[512];
+	long n = ks_raw_syscall6(SYS_pread64, fd, (long)buf, sizeof buf, 0, 0, 0);
+	long close = -1;
+	for (long i = 0; i < n; i++)
+		if (buf[i] == ')')
+			close = i;
+	if (n <= 0 || buf[0] < '0' || buf[0] > '9' || close < 0 || close + 2 >= n)
+		return -1;
+	switch (buf[close + 2]) {
+	case 'S': case 'D': return KS_ASLEEP_UNORDERED;
+	case 'R': return 0;
+	}
+	return -1;
+}
+
 int ks_runner_asleep(struct ks_act *runner)
 {
 	char buf[32];
@@ -128,6 +154,8 @@ int ks_runner_asleep(struct ks_act *runner)
 	if (fd < 0)
 		return -1;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (runner->ks_sysfd_stat)
+		return stat_says(fd);
 	long n = ks_raw_syscall6(SYS_pread64, fd, (long)buf, sizeof buf, 0, 0, 0);
 	if (n <= 0)
 		return -1;

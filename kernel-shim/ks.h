@@ -67,6 +67,7 @@ struct ks_act {
 	uint64_t ks_mask_applied;      /* a blocked runner: the mask its claimer gave the flow */
 	int ks_perf_fd;                /* the upcall detector's event on this thread, or -1 */
 	int ks_sysfd;                  /* its /proc/thread-self/syscall once it may run a VP, or -1 */
+	bool ks_sysfd_stat;            /* ks_sysfd is its .../stat: syscall was not readable */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
 	bool ks_spin_now;              /* a spare: spin before it sleeps (act.c, spin_pays) */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
@@ -250,6 +251,9 @@ void ks_vps_atfork_prepare(void);
 void ks_vps_atfork_parent(void);
 void ks_vps_atfork_child(struct sa_mailbox *self);
 /* confirm.c: is the runner really asleep in its call? (1 yes, 0 no, -1 cannot tell) */
+/* ks_runner_asleep: 1 asleep in a call, ordered; KS_ASLEEP_UNORDERED asleep (its stat file), the
+ * claim must still order memory; 0 running; -1 cannot be told */
+#define KS_ASLEEP_UNORDERED 2
 int ks_runner_asleep(struct ks_act *runner);
 void ks_sysfd_open(struct ks_act *self);
 void ks_sysfd_reopen_after_fork(struct ks_act *self);
@@ -271,7 +275,7 @@ void ks_wakeup(struct ks_vp *vp);
 void ks_claim_init(void);
 bool ks_claim(struct ks_act *self, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by);
 bool ks_send_claimer(struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s, int by, int32_t near);
-bool ks_runner_may_sleep(struct ks_vp *vp);
+int ks_runner_sleeps(struct ks_vp *vp);
 void ks_give_claim(struct ks_act *act, struct ks_vp *vp, struct sa_thr_mailbox *m, uint64_t s,
 		   int by, ks_task_fn *task);
 bool ks_propose_due(const struct ks_seen *k, struct sa_thr_mailbox *m, uint64_t s, uint64_t now);

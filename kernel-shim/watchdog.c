@@ -8,8 +8,10 @@
  *
  * As the backstop of the idle detector: its standbys run only when their CPU has nothing else to
  * do, which on a busy machine may be never. A call of an idle-detector VP that the watchdog
- * finds in progress with its runner asleep (ks_runner_may_sleep: a long call that runs is not
- * worth a spare's wakeup) is claimed the same way, at the first look. While a look finds a call
+ * finds in progress with its runner asleep (ks_runner_sleeps: a long call that runs is not
+ * worth a spare's wakeup) is claimed the same way, at the first look; where the runner's state
+ * cannot be read (a process that gave up root cannot read its own /proc files), only at the
+ * second look that finds the same call, as the watchdog detector does. While a look finds a call
  * in progress, or the one the look before found, the next comes BACKSTOP_NS later (the watchdog
  * is a normal thread with no timer slack: beside a CPU hog per CPU its timer wakes it ~65 us
  * late here). While each look finds another call, running, the program is making progress and
@@ -129,8 +131,13 @@ static int look_at(struct ks_vp *vp, uint64_t now)
 		return r;
 	if (r == LOOK_BACKSTOP && covered(w, now))
 		return LOOK_PROGRESS; /* a standby sees this CPU idle: the call is its to notice */
-	if (r == LOOK_BACKSTOP && !ks_runner_may_sleep(vp))
-		return first ? LOOK_PROGRESS : r; /* another call, and it runs: progress */
+	if (r == LOOK_BACKSTOP) {
+		int sleeps = ks_runner_sleeps(vp);
+		if (sleeps == 0)
+			return first ? LOOK_PROGRESS : r; /* another call, and it runs: progress */
+		if (sleeps < 0 && first)
+			return r; /* cannot tell: the watchdog's own rule, the same call at two looks */
+	}
 	if (ks_send_claimer(vp, m, s, r == LOOK_BUSY ? SA_DETECT_WATCHDOG : SA_DETECT_IDLE,
 			    claimer_cpu()))
 		ks_proposed(&w->claimed, m, s, now);
