@@ -125,9 +125,6 @@ static bool says_in_call(const char *buf, long n)
 	return i > 0 && i + 2 < n && buf[i] == ' ' && buf[i + 1] == '0' && buf[i + 2] == 'x';
 }
 
-/* 1: `runner` sleeps in a system call, off its CPU, as seen after everything this thread stored
- * before; 0: it runs, was preempted, or sleeps outside a call; -1: this cannot be told here.
- * Under vp->ks_claiming it is the claim's C2; without it, a hint (the claim asks again). */
 /* The stat file: "TID (comm) S ..."; the state follows the last ')' (comm may hold any). S and D
  * sleep; R runs or waits for a CPU. Read without the runner's run-queue lock: no order. */
 static int stat_says(int fd)
@@ -147,6 +144,10 @@ static int stat_says(int fd)
 	return -1;
 }
 
+/* 1: `runner` sleeps in a system call, off its CPU, as seen after everything this thread stored
+ * before; KS_ASLEEP_UNORDERED: it sleeps (its stat file), the order is the caller's to make;
+ * 0: it runs, was preempted, or sleeps outside a call; -1: this cannot be told here.
+ * Under vp->ks_claiming it is the claim's C2; without it, a hint (the claim asks again). */
 int ks_runner_asleep(struct ks_act *runner)
 {
 	char buf[32];

@@ -70,9 +70,8 @@ int ks_release(struct ks_vp *vp, const struct timespec *timeout)
 	ks_umask_refresh();     /* catch up with a mask changed out of sight */
 	/* R1: a completion is often a few microseconds away; a futex sleep and a cross-CPU
 	   wakeup would cost ~40 us. Not on the CPU where the last blocked activation waits to
-	   finish its call: the spin would hold that completion off (act.c, spin_pays) */
-	uint64_t spin_until = vp->ks_runner->ks_spin &&
-				      ks_cpu_of(vp->ks_runner) != vp->ks_blocked_cpu
+	   finish its call: the spin would hold that completion off (ks_spin_pays) */
+	uint64_t spin_until = ks_spin_pays(vp->ks_runner, vp->ks_blocked_cpu)
 			      ? ks_now_ns() + KS_SPIN_NS : 0;
 	while (!ready_to_return(vp)) {
 		uint64_t now = ks_now_ns();

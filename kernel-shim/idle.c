@@ -73,7 +73,7 @@ static int available(const char **why)
 
 /* I1 for one live VP: true if its runner shows `cpu` and is in a call. `idle`: the standby knows
  * its CPU idle (not just its turn at idle weight), and tells the backstop so. */
-static bool look(struct ks_vp *vp, int32_t cpu, bool idle)
+static bool look(struct ks_vp *vp, int32_t cpu, bool idle, uint64_t now)
 {
 	if (__atomic_load_n(&vp->ks_det, __ATOMIC_ACQUIRE) != &ks_det_idle)
 		return false;
@@ -81,12 +81,12 @@ static bool look(struct ks_vp *vp, int32_t cpu, bool idle)
 	if (ks_cpu_of(runner) != cpu)
 		return false;
 	if (idle)
-		ks_backstop_covered(vp, ks_now_ns());
+		ks_backstop_covered(vp, now);
 	struct sa_thr_mailbox *m = __atomic_load_n(&vp->ks_mbox->sa_curthread, __ATOMIC_ACQUIRE);
 	uint64_t s = m ? __atomic_load_n(&m->tm_sys, __ATOMIC_ACQUIRE) : 0;
 	if (!(s & 1))
 		return false;
-	if (!ks_propose_due(&vp->ks_idle.claimed, m, s, ks_now_ns()))
+	if (!ks_propose_due(&vp->ks_idle.claimed, m, s, now))
 		return true; /* proposed already */
 	/* No yield first to let a merely preempted runner leave its call: an idle-class thread runs
 	   only when no normal thread of its group is runnable on its CPU, and the claim confirms
@@ -102,6 +102,7 @@ static bool scan(const struct standby *st, bool idle)
 {
 	int32_t cpu = st->cpu;
 	bool busy = false;
+	uint64_t now = ks_now_ns();
 	for (struct ks_vp *vp = __atomic_load_n(&ks_all_vps, __ATOMIC_ACQUIRE); vp;
 	     vp = vp->ks_all_next) {
 		/* a reference first, then "still live?": sa_free() waits for the reference, so the
@@ -111,7 +112,7 @@ static bool scan(const struct standby *st, bool idle)
 			continue;
 		ks_vp_ref(vp);
 		if (!__atomic_load_n(&vp->ks_dead, __ATOMIC_SEQ_CST))
-			busy |= look(vp, cpu, idle);
+			busy |= look(vp, cpu, idle, now);
 		ks_vp_unref(vp);
 	}
 	return busy;

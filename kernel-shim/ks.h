@@ -69,7 +69,7 @@ struct ks_act {
 	int ks_sysfd;                  /* its /proc/thread-self/syscall once it may run a VP, or -1 */
 	bool ks_sysfd_stat;            /* ks_sysfd is its .../stat: syscall was not readable */
 	bool ks_spin;                  /* may run on more than one CPU: spinning can pay off */
-	bool ks_spin_now;              /* a spare: spin before it sleeps (act.c, spin_pays) */
+	bool ks_spin_now;              /* a spare: spin before it sleeps (act.c, ks_spin_pays) */
 	bool ks_idle_class;            /* it runs at SCHED_IDLE (for good, without privilege) */
 	bool ks_counted;               /* accounted in ks_stat.activations: it was in the pool */
 	bool ks_in_cg;                 /* it sits in a VP's cpu cgroup (vpgroup.c): it leaves at
@@ -225,6 +225,9 @@ bool ks_act_may_create(void);         /* one more activation may be born (movers
 bool ks_act_exhausted(void);          /* no spare, and none can be made (limit, failure) */
 void ks_act_give(struct ks_act *act, ks_task_fn *fn, void *arg);
 int ks_act_start(ks_task_fn *fn, void *arg); /* a new thread of its own for a long task */
+/* Is a spin worth it for `self`, waiting for a thread last seen on `waited_cpu` (-1: unknown)?
+ * Not on a single CPU, nor on that thread's CPU, where the spin holds it off (act.c). */
+bool ks_spin_pays(const struct ks_act *self, int32_t waited_cpu);
 __attribute__((noreturn)) void ks_act_become_spare(struct ks_act *act);
 void ks_pool_init(void);
 void ks_pool_reserve(unsigned n);     /* at least n spares, made off the caller's path */

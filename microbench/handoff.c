@@ -37,6 +37,7 @@
 
 #include "laio.h"
 #include "mb_common.h"
+#include "mb_laio.h"
 
 struct det {
 	const char *name;
@@ -111,12 +112,7 @@ static int init_detector(const struct det *det, char *skip, size_t len)
 static void wait_completion(const char *who, void *h, long want)
 {
 	struct laio_completion comp;
-	int k;
-	do
-		k = laio_poll(&comp, 1, NULL);
-	while (k == 0 || (k == -1 && errno == EINTR));
-	if (k != 1)
-		mb_die("laio_poll returned %d", k);
+	mb_poll_one(&comp);
 	if (comp.laio_handle != h || comp.laio_return_value != want)
 		mb_fail("%s: completion handle %p (expected %p), return %ld (expected %ld), errno %d",
 			who, comp.laio_handle, h, comp.laio_return_value, want, comp.laio_errno);

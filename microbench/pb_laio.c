@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "laio.h"
+#include "mb_laio.h"
 
 struct laio_job {
 	const struct pb_ctx *ctx;
@@ -42,12 +43,7 @@ static const char *why_notsup(int detector)
 static void wait_completion(const struct pb_ctx *ctx, long i, void *h)
 {
 	struct laio_completion comp;
-	int k;
-	do
-		k = laio_poll(&comp, 1, NULL);
-	while (k == 0 || (k == -1 && errno == EINTR));
-	if (k != 1)
-		mb_die("laio_poll returned %d", k);
+	mb_poll_one(&comp);
 	if (h && comp.laio_handle != h)
 		mb_fail("%s: read %ld: laio_poll reported handle %p, laio_gethandle() said %p",
 			ctx->label, i, comp.laio_handle, h);
